@@ -1,0 +1,29 @@
+"""tb_weightnorm: the health of a network's weights and gradients in TensorBoard.
+
+The logging API imports TensorFlow; the package itself does not, so that
+TensorBoard can load the plugin quickly (and without TensorFlow installed).
+"""
+
+import importlib
+
+__all__ = ["WeightHealthCallback", "load", "log"]
+__version__ = "0.1.0"
+
+_LAZY = {
+    "WeightHealthCallback": "tb_weightnorm.callback",
+    "log": "tb_weightnorm.summary",
+    "load": "tb_weightnorm.export",
+}
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tb_weightnorm' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)
