@@ -1,0 +1,123 @@
+"""WeightHealthCallback in model.fit: the gradients logged are the ones applied."""
+
+import keras
+import numpy as np
+import pytest
+
+import tb_weightnorm
+from conftest import numpy_stats, read_events
+from tb_weightnorm import metadata
+
+LR = 0.05
+STATS = metadata.all_stat_names()
+W_L2, G_L2 = STATS.index("weight/l2"), STATS.index("gradient/l2")
+U_L2, U_RATIO = STATS.index("update/l2"), STATS.index("update/ratio")
+
+
+def _data(n=96):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 6)).astype("float32")
+    y = (x @ rng.normal(size=(6, 1)) + 0.1 * rng.normal(size=(n, 1))).astype("float32")
+    return x, y
+
+
+def _model(**compile_kwargs):
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential(
+        [
+            keras.Input((6,)),
+            keras.layers.Dense(8, activation="tanh", name="hidden"),
+            keras.layers.Dense(1, name="out"),
+        ]
+    )
+    model.compile(optimizer=keras.optimizers.SGD(LR), loss="mse", **compile_kwargs)
+    return model
+
+
+def _tables(run_dir):
+    events = read_events(run_dir)
+    names = metadata.norm_table_names(events[0][3].plugin_data.content)
+    return names, [(e[0], e[4]) for e in events]
+
+
+class _WeightsAfterEachBatch(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.weights = [[v.numpy() for v in self.model.trainable_variables]]
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.weights.append([v.numpy() for v in self.model.trainable_variables])
+
+
+def test_every_stat_matches_numpy_at_every_step(tmp_path):
+    """Weights from the model itself after each step; the applied gradient from
+    the weight change plain SGD made (g = (W_before - W_after) / lr)."""
+    x, y = _data()
+    model = _model()
+    spy = _WeightsAfterEachBatch()
+    model.fit(
+        x, y, batch_size=32, epochs=2, shuffle=False, verbose=0,
+        callbacks=[tb_weightnorm.WeightHealthCallback(tmp_path, every_n_steps=1), spy],
+    )
+    names, tables = _tables(str(tmp_path / "train"))
+    assert names.variables == tuple(v.path for v in model.trainable_variables)
+    assert names.layers == ("hidden", "hidden", "out", "out")
+    assert names.stats == STATS
+    assert [s for s, _ in tables] == list(range(1, 7))
+    for step, table in tables:
+        before, after = spy.weights[step - 1], spy.weights[step]
+        for row, w0, w1 in zip(table, before, after):
+            np.testing.assert_allclose(row[:9], numpy_stats(w1), rtol=1e-5, atol=1e-7)
+            # The gradient recovered from a float32 weight difference carries
+            # that difference's rounding, hence the looser tolerance.
+            np.testing.assert_allclose(row[9:18], numpy_stats((w0 - w1) / LR), rtol=2e-3, atol=1e-5)
+            np.testing.assert_allclose(row[U_L2], np.linalg.norm(w1 - w0), rtol=1e-4)
+            np.testing.assert_allclose(row[U_RATIO], np.linalg.norm(w1 - w0) / np.linalg.norm(w1), rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "jit_compile,steps_per_execution,every_n_steps",
+    [(False, 1, 3), (True, 1, 1), (False, 4, 1), (True, 4, 1), (True, 4, 3)],
+)
+def test_update_is_lr_times_the_logged_gradient(tmp_path, jit_compile, steps_per_execution, every_n_steps):
+    """With plain SGD the update is lr × the applied gradient, exactly. A gradient
+    from a second pass or another batch would not satisfy this."""
+    x, y = _data()
+    model = _model(jit_compile=jit_compile, steps_per_execution=steps_per_execution)
+    model.fit(
+        x, y, batch_size=8, epochs=2, verbose=0,
+        callbacks=[tb_weightnorm.WeightHealthCallback(tmp_path, every_n_steps=every_n_steps)],
+    )
+    _, tables = _tables(str(tmp_path / "train"))
+    total_steps = 2 * len(x) // 8
+    assert [s for s, _ in tables] == [s for s in range(1, total_steps + 1) if (s - 1) % every_n_steps == 0]
+    for _, table in tables:
+        assert np.all(table[:, G_L2] > 0)
+        np.testing.assert_allclose(table[:, U_L2], LR * table[:, G_L2], rtol=1e-4)
+
+
+def test_a_second_fit_continues_the_steps_and_the_hook_goes_away(tmp_path):
+    x, y = _data(32)
+    model = _model()
+    callback = tb_weightnorm.WeightHealthCallback(tmp_path, every_n_steps=1)
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[callback])
+    assert "apply" not in vars(model.optimizer)
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)  # without us: nothing logged
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[callback])
+    _, tables = _tables(str(tmp_path / "train"))
+    assert [s for s, _ in tables] == [1, 2, 5, 6]
+    for _, table in tables:
+        np.testing.assert_allclose(table[:, U_L2], LR * table[:, G_L2], rtol=1e-4)
+
+
+def test_uncompiled_model_is_a_clear_error(tmp_path):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    callback = tb_weightnorm.WeightHealthCallback(tmp_path)
+    callback.set_model(model)
+    with pytest.raises(ValueError, match="compile"):
+        callback.on_train_begin()
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True, "10"])
+def test_bad_every_n_steps_is_a_clear_error(tmp_path, bad):
+    with pytest.raises(ValueError, match="every_n_steps"):
+        tb_weightnorm.WeightHealthCallback(tmp_path, every_n_steps=bad)

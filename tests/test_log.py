@@ -1,0 +1,134 @@
+"""tb_weightnorm.log() in custom training loops, read back from the event files."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorboard.compat.proto import summary_pb2
+
+import tb_weightnorm
+from conftest import numpy_stats, read_events
+from tb_weightnorm import metadata
+
+
+def _model():
+    keras.utils.set_random_seed(1)
+    return keras.Sequential([keras.Input((5,)), keras.layers.Dense(4, name="hidden"), keras.layers.Dense(1, name="out")])
+
+
+def _names(events):
+    return metadata.norm_table_names(events[0][3].plugin_data.content)
+
+
+def test_eager_log_writes_weight_stats_that_match_numpy(tmp_path):
+    model = _model()
+    writer = tf.summary.create_file_writer(str(tmp_path))
+    logged_weights = []
+    with writer.as_default():
+        for step in range(3):
+            assert bool(tb_weightnorm.log(model, step=step))
+            logged_weights.append([v.numpy() for v in model.trainable_variables])
+            model.layers[0].kernel.assign_add(tf.ones_like(model.layers[0].kernel))
+    writer.flush()
+    events = read_events(str(tmp_path))
+    assert [e[0] for e in events] == [0, 1, 2]
+    names = _names(events)
+    assert names.variables == tuple(v.path for v in model.trainable_variables)
+    assert names.layers == ("hidden", "hidden", "out", "out")
+    assert names.stats == tuple(f"weight/{s}" for s in metadata.TENSOR_STATS)
+    # Every event is a TENSOR summary of our plugin; only the first carries names.
+    for _, _, tag, md, table in events:
+        assert md.plugin_data.plugin_name == "weight_health"
+        assert md.data_class == summary_pb2.DATA_CLASS_TENSOR
+        assert tag == names.tag()
+        assert table.shape == (4, 9) and table.dtype == np.float32
+    assert all(metadata.norm_table_names(e[3].plugin_data.content) is None for e in events[1:])
+    for (_, _, _, _, table), weights in zip(events, logged_weights):
+        for row, w in zip(table, weights):
+            np.testing.assert_allclose(row, numpy_stats(w), rtol=1e-5, atol=1e-7)
+
+
+def test_log_inside_tf_function_with_gradients_and_default_step(tmp_path):
+    model = _model()
+    optimizer = keras.optimizers.SGD(0.05)
+    x = tf.random.normal([16, 5], seed=2)
+    y = tf.random.normal([16, 1], seed=3)
+    writer = tf.summary.create_file_writer(str(tmp_path))
+    grads_seen = []
+
+    @tf.function
+    def train_step():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean((model(x, training=True) - y) ** 2)
+        grads = tape.gradient(loss, model.trainable_variables)
+        with writer.as_default():
+            tb_weightnorm.log(model, gradients=grads)
+        optimizer.apply(grads, model.trainable_variables)
+        return grads
+
+    # As with tf.summary.scalar, a default step read inside tf.function must be
+    # a variable (a Python int would be frozen into the traced graph).
+    step_var = tf.Variable(0, dtype=tf.int64)
+    tf.summary.experimental.set_step(step_var)
+    for step in range(4):
+        step_var.assign(step * 10)
+        weights_before = [v.numpy() for v in model.trainable_variables]
+        grads = [g.numpy() for g in train_step()]
+        grads_seen.append((weights_before, grads))
+    tf.summary.experimental.set_step(None)
+    writer.flush()
+    events = read_events(str(tmp_path))
+    assert [e[0] for e in events] == [0, 10, 20, 30]
+    names = _names(events)
+    assert names.stats[9:] == tuple(f"gradient/{s}" for s in metadata.TENSOR_STATS)
+    for (_, _, _, _, table), (weights, grads) in zip(events, grads_seen):
+        for row, w, g in zip(table, weights, grads):
+            np.testing.assert_allclose(row[:9], numpy_stats(w), rtol=1e-5, atol=1e-7)
+            np.testing.assert_allclose(row[9:], numpy_stats(g), rtol=1e-5, atol=1e-7)
+
+
+def test_none_gradient_is_logged_as_not_measured(tmp_path):
+    model = _model()
+    grads = [tf.ones_like(v) for v in model.trainable_variables]
+    grads[1] = None
+    with tf.summary.create_file_writer(str(tmp_path)).as_default():
+        tb_weightnorm.log(model, gradients=grads, step=0)
+    table = read_events(str(tmp_path))[0][4]
+    assert np.isnan(table[1, 9:]).all()
+    assert table[0, 10] == pytest.approx(np.sqrt(20.0))
+
+
+def test_list_of_variables(tmp_path):
+    a = tf.Variable([3.0, 4.0], name="alpha")
+    b = keras.Variable(np.ones([2, 2], np.float32), name="beta")
+    with tf.summary.create_file_writer(str(tmp_path)).as_default():
+        tb_weightnorm.log([a, b], step=5)
+    events = read_events(str(tmp_path))
+    assert _names(events).variables == ("alpha", "beta")
+    assert events[0][4][0, 1] == pytest.approx(5.0)
+
+
+def test_no_writer_is_a_clear_error():
+    with pytest.raises(RuntimeError, match="create_file_writer"):
+        tb_weightnorm.log(_model(), step=0)
+
+
+def test_no_step_is_a_clear_error(tmp_path):
+    with tf.summary.create_file_writer(str(tmp_path)).as_default():
+        with pytest.raises(ValueError, match="set_step"):
+            tb_weightnorm.log(_model())
+
+
+def test_gradients_that_do_not_match_are_a_clear_error(tmp_path):
+    model = _model()
+    with tf.summary.create_file_writer(str(tmp_path)).as_default():
+        with pytest.raises(ValueError, match="trainable_variables"):
+            tb_weightnorm.log(model, gradients=[tf.zeros([1])], step=0)
+
+
+def test_unbuilt_model_and_wrong_type_are_clear_errors(tmp_path):
+    with tf.summary.create_file_writer(str(tmp_path)).as_default():
+        with pytest.raises(ValueError, match="not built"):
+            tb_weightnorm.log(keras.Sequential([keras.layers.Dense(2)]), step=0)
+        with pytest.raises(TypeError, match="keras.Model"):
+            tb_weightnorm.log("my model", step=0)
