@@ -1,0 +1,15 @@
+// Entry point: TensorBoard's plugin_entry.html imports this module and calls render().
+
+import {App} from './app';
+import {createDataClient} from './data_client';
+import {connectToHost} from './host_client';
+import {injectStyles} from './styles';
+
+export function render(): void {
+  injectStyles();
+  const root = document.createElement('div');
+  document.body.appendChild(root);
+  const app = new App(root, {data: createDataClient(), host: connectToHost()});
+  // The reload button reaches the iframe as DataReloaded; the app re-fetches on it.
+  void app.start();
+}

@@ -1,0 +1,15 @@
+// The stylesheets travel inside the bundle (TensorBoard's CSP allows no remote
+// styles; inline <style> is allowed) and are added once to the iframe's <head>.
+
+import uplotCss from 'uplot/dist/uPlot.min.css';
+import ownCss from './style.css';
+
+const STYLE_ID = 'tb-weightnorm-style';
+
+export function injectStyles(doc: Document = document): void {
+  if (doc.getElementById(STYLE_ID)) return;
+  const style = doc.createElement('style');
+  style.id = STYLE_ID;
+  style.textContent = `${uplotCss}\n${ownCss}`;
+  doc.head.appendChild(style);
+}

@@ -1,0 +1,174 @@
+import {describe, expect, it} from 'vitest';
+import {
+  ApiError,
+  createDataClient,
+  decodeNumber,
+  decodeNumbers,
+  runsUrl,
+  seriesUrl,
+  tableUrl,
+} from '../src/data_client';
+
+function jsonResponse(body: unknown, status = 200): Response {
+  return new Response(JSON.stringify(body), {status, headers: {'Content-Type': 'application/json'}});
+}
+
+/** A fetch that answers from a table of URL -> response and records what was asked. */
+function fakeFetch(answers: Record<string, () => Response>) {
+  const asked: string[] = [];
+  const fetchFn = async (url: string) => {
+    asked.push(url);
+    const answer = answers[url];
+    if (!answer) throw new Error(`unexpected URL ${url}`);
+    return answer();
+  };
+  return {fetchFn, asked};
+}
+
+describe('decodeNumber', () => {
+  it('keeps finite numbers', () => {
+    expect(decodeNumber(1.5)).toBe(1.5);
+    expect(decodeNumber(0)).toBe(0);
+    expect(decodeNumber(-3e-9)).toBe(-3e-9);
+  });
+
+  it('turns the non-finite strings into numbers', () => {
+    expect(decodeNumber('NaN')).toBeNaN();
+    expect(decodeNumber('Infinity')).toBe(Infinity);
+    expect(decodeNumber('-Infinity')).toBe(-Infinity);
+  });
+
+  it('keeps null (not measured) as null', () => {
+    expect(decodeNumber(null)).toBeNull();
+  });
+
+  it('rejects anything else instead of guessing', () => {
+    expect(() => decodeNumber('inf')).toThrow(ApiError);
+    expect(() => decodeNumber('1.5')).toThrow(ApiError);
+    expect(() => decodeNumber(undefined)).toThrow(ApiError);
+    expect(() => decodeNumber('toString')).toThrow(ApiError);
+    expect(() => decodeNumber(true)).toThrow(ApiError);
+  });
+
+  it('decodes lists', () => {
+    const values = decodeNumbers([1, 'NaN', null, '-Infinity']);
+    expect(values[0]).toBe(1);
+    expect(values[1]).toBeNaN();
+    expect(values[2]).toBeNull();
+    expect(values[3]).toBe(-Infinity);
+    expect(() => decodeNumbers('NaN')).toThrow(ApiError);
+  });
+});
+
+describe('URLs', () => {
+  it('are relative to the plugin route folder', () => {
+    expect(runsUrl()).toBe('./runs');
+    expect(tableUrl('a')).toBe('./table?run=a');
+    for (const url of [runsUrl(), tableUrl('x', 3), seriesUrl('x', 'weight/l2', ['v'])]) {
+      expect(url.startsWith('./')).toBe(true);
+      expect(url).not.toContain('/data/plugin');
+    }
+  });
+
+  it('encode run names and the step', () => {
+    expect(tableUrl('mnist/train & eval?#', 291)).toBe('./table?run=mnist%2Ftrain+%26+eval%3F%23&step=291');
+  });
+
+  it('repeat `variable` for each chosen variable, in order', () => {
+    const url = seriesUrl('r', 'gradient/l2', ['seq/dense/kernel', 'a&b=c']);
+    const params = new URLSearchParams(url.slice(url.indexOf('?') + 1));
+    expect(url.startsWith('./series?')).toBe(true);
+    expect(params.get('run')).toBe('r');
+    expect(params.get('stat')).toBe('gradient/l2');
+    expect(params.getAll('variable')).toEqual(['seq/dense/kernel', 'a&b=c']);
+  });
+
+  it('leave out `variable` when none is given (all variables)', () => {
+    expect(seriesUrl('r', 'weight/l2')).toBe('./series?run=r&stat=weight%2Fl2');
+  });
+});
+
+describe('createDataClient', () => {
+  it('reads the runs', async () => {
+    const run = {run: 'demo/train', steps: 30, first_step: 1, last_step: 291, variables: 6, stats: ['weight/l2']};
+    const {fetchFn} = fakeFetch({'./runs': () => jsonResponse({runs: [run]})});
+    expect(await createDataClient(fetchFn).getRuns()).toEqual([run]);
+  });
+
+  it('rejects runs without a name and tolerates a run without stats', async () => {
+    const {fetchFn} = fakeFetch({'./runs': () => jsonResponse({runs: [{run: 'r', steps: 1}]})});
+    const [run] = await createDataClient(fetchFn).getRuns();
+    expect(run.run).toBe('r');
+    expect(run.stats).toEqual([]);
+    expect(run.steps).toBe(1);
+    expect(run.first_step).toBeNull();
+    const bad = fakeFetch({'./runs': () => jsonResponse({runs: [{steps: 1}]})});
+    await expect(createDataClient(bad.fetchFn).getRuns()).rejects.toThrow(/without a name/);
+  });
+
+  it('decodes the values of the table', async () => {
+    const {fetchFn, asked} = fakeFetch({
+      './table?run=demo%2Ftrain': () =>
+        jsonResponse({
+          run: 'demo/train',
+          step: 291,
+          wall_time: 1795296202.37,
+          steps: [1, 291],
+          stats: ['weight/l2', 'gradient/l2', 'update/ratio'],
+          rows: [{layer: 'dense', variable: 'seq/dense/kernel', values: [1.93, 'Infinity', null]}],
+        }),
+    });
+    const table = await createDataClient(fetchFn).getTable('demo/train');
+    expect(asked).toEqual(['./table?run=demo%2Ftrain']);
+    expect(table.step).toBe(291);
+    expect(table.rows[0].values).toEqual([1.93, Infinity, null]);
+  });
+
+  it('decodes the values of a series', async () => {
+    const url = seriesUrl('r', 'gradient/l2', ['v']);
+    const {fetchFn} = fakeFetch({
+      [url]: () =>
+        jsonResponse({
+          run: 'r',
+          stat: 'gradient/l2',
+          steps: [1, 2, 3],
+          wall_times: [1, 2, 3],
+          series: [{layer: 'l', variable: 'v', values: ['NaN', 0.5, '-Infinity']}],
+        }),
+    });
+    const series = await createDataClient(fetchFn).getSeries('r', 'gradient/l2', ['v']);
+    const [a, b, c] = series.series[0].values;
+    expect(a).toBeNaN();
+    expect(b).toBe(0.5);
+    expect(c).toBe(-Infinity);
+  });
+
+  it('surfaces the error message of a 4xx answer', async () => {
+    const {fetchFn} = fakeFetch({
+      './table?run=nope': () => jsonResponse({error: "Unknown run: 'nope'"}, 404),
+    });
+    const failure = createDataClient(fetchFn).getTable('nope');
+    await expect(failure).rejects.toThrow(ApiError);
+    await expect(createDataClient(fetchFn).getTable('nope')).rejects.toMatchObject({
+      status: 404,
+      message: expect.stringContaining("Unknown run: 'nope'"),
+    });
+  });
+
+  it('reports an error answer without a JSON body by its status', async () => {
+    const {fetchFn} = fakeFetch({
+      './runs': () => new Response('<html>oops</html>', {status: 500, statusText: 'Internal Server Error'}),
+    });
+    await expect(createDataClient(fetchFn).getRuns()).rejects.toThrow('HTTP 500 Internal Server Error');
+  });
+
+  it('reports a malformed answer', async () => {
+    const {fetchFn} = fakeFetch({
+      './runs': () => jsonResponse({runs: 'none'}),
+      './table?run=r': () => new Response('not json', {status: 200}),
+    });
+    const client = createDataClient(fetchFn);
+    await expect(client.getRuns()).rejects.toThrow(ApiError);
+    await expect(client.getTable('r')).rejects.toThrow(/not JSON/);
+  });
+});

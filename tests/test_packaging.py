@@ -1,0 +1,48 @@
+"""A built wheel carries the frontend bundle and the entry point: installing it
+needs no Node.js, and TensorBoard finds the plugin."""
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_wheel_holds_the_bundle_and_the_entry_point(tmp_path):
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path)],
+        check=True,
+    )
+    (wheel,) = tmp_path.glob("tb_weightnorm-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        assert "tb_weightnorm/static/index.js" in names
+        assert "tb_weightnorm/proto/plugin_data_pb2.py" in names
+        assert "tb_weightnorm/proto/plugin_data.proto" in names
+        assert "tb_weightnorm/http_api.md" in names
+        (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+        text = archive.read(entry_points).decode()
+        assert "[tensorboard_plugins]" in text
+        assert "weight_health = tb_weightnorm.plugin:WeightHealthLoader" in text
+        bundle = archive.read("tb_weightnorm/static/index.js")
+    assert b"render" in bundle
+
+    # Installed into a fresh environment with no Node.js on its PATH, the
+    # plugin loads and serves its bundle from the installed package.
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", str(wheel)], check=True)
+    code = (
+        "import importlib.metadata as m, pathlib, tb_weightnorm.plugin as p;"
+        "ep = [e for e in m.entry_points(group='tensorboard_plugins') if e.name == 'weight_health'][0];"
+        "assert ep.load() is p.WeightHealthLoader;"
+        "print(p._STATIC / 'index.js')"
+    )
+    result = subprocess.run(
+        [str(python), "-c", code], cwd=tmp_path, env={"PATH": str(venv / "bin")}, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    bundle_path = Path(result.stdout.strip())
+    assert bundle_path.is_file() and str(venv) in str(bundle_path)

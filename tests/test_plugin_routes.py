@@ -1,0 +1,131 @@
+"""The plugin's routes through a werkzeug client, over logs from real training."""
+
+import json
+
+import numpy as np
+import pytest
+from tensorboard import context
+from tensorboard.backend import application
+from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+from tensorboard.plugins import base_plugin
+from werkzeug import test as werkzeug_test
+from werkzeug import wrappers
+
+import tb_weightnorm
+from tb_weightnorm import metadata, plugin
+
+RUN = "healthy_cnn/train"
+
+
+@pytest.fixture(scope="module")
+def client(demo_logdir):
+    multiplexer = plugin_event_multiplexer.EventMultiplexer(tensor_size_guidance={metadata.PLUGIN_NAME: 0})
+    multiplexer.AddRunsFromDirectory(str(demo_logdir))
+    multiplexer.Reload()
+    provider = data_provider.MultiplexerDataProvider(multiplexer, str(demo_logdir))
+    ctx = base_plugin.TBContext(logdir=str(demo_logdir), data_provider=provider)
+    app = application.TensorBoardWSGI([plugin.WeightHealthPlugin(ctx)])
+    return werkzeug_test.Client(app, wrappers.Response)
+
+
+def get(client, route):
+    response = client.get("/data/plugin/weight_health/" + route)
+    body = response.get_data()
+    return response, (json.loads(body) if response.mimetype == "application/json" else body)
+
+
+def test_runs(client):
+    response, body = get(client, "runs")
+    assert response.status_code == 200
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    (run,) = body["runs"]
+    assert run["run"] == RUN
+    assert run["variables"] == 8
+    assert run["stats"] == list(metadata.all_stat_names())
+    # 512 samples * 0.9 / 64 per batch = 8 steps an epoch; 2 epochs.
+    assert run["last_step"] == 15
+
+
+def test_table_latest_and_chosen_step_match_load(client, demo_logdir):
+    _, latest = get(client, "table?run=" + RUN)
+    assert latest["steps"] == [1, 3, 5, 7, 9, 11, 13, 15]
+    assert latest["step"] == 15
+    layers = [row["layer"] for row in latest["rows"]]
+    assert layers == ["conv1", "conv1", "conv2", "conv2", "dense", "dense", "logits", "logits"]
+    _, at5 = get(client, f"table?run={RUN}&step=5")
+    assert at5["step"] == 5
+    frame = tb_weightnorm.load(str(demo_logdir))
+    for row in at5["rows"]:
+        for stat, value in zip(at5["stats"], row["values"]):
+            kind, name = metadata.split_stat_name(stat)
+            expected = frame[
+                (frame.step == 5) & (frame.variable == row["variable"]) & (frame.kind == kind) & (frame.stat == name)
+            ].value
+            assert len(expected) == 1
+            assert value == pytest.approx(float(expected.iloc[0]), rel=1e-6)
+
+
+def test_series_of_chosen_variables(client):
+    _, body = get(client, f"series?run={RUN}&stat=gradient/l2&variable=shapes_cnn/conv1/kernel&variable=shapes_cnn/logits/bias")
+    assert body["steps"] == [1, 3, 5, 7, 9, 11, 13, 15]
+    assert [s["variable"] for s in body["series"]] == ["shapes_cnn/conv1/kernel", "shapes_cnn/logits/bias"]
+    assert [s["layer"] for s in body["series"]] == ["conv1", "logits"]
+    for series in body["series"]:
+        assert len(series["values"]) == 8
+        assert all(isinstance(v, float) and v > 0 for v in series["values"])
+    _, everything = get(client, f"series?run={RUN}&stat=update/ratio")
+    assert len(everything["series"]) == 8
+
+
+@pytest.mark.parametrize(
+    "route,status,mentions",
+    [
+        ("table", 400, "'run'"),
+        ("table?run=", 400, "'run'"),
+        (f"table?run={RUN}&step=x", 400, "'step'"),
+        (f"table?run={RUN}&step=4", 404, "step 4"),
+        ("table?run=nope", 404, "'nope'"),
+        (f"series?run={RUN}", 400, "'stat'"),
+        (f"series?run={RUN}&stat=weight/l7", 404, "weight/l7"),
+        (f"series?run={RUN}&stat=weight/l2&variable=nope", 404, "'nope'"),
+    ],
+)
+def test_bad_parameters_name_what_is_wrong(client, route, status, mentions):
+    response, body = get(client, route)
+    assert response.status_code == status
+    assert mentions in body["error"]
+
+
+def test_index_js_is_served_as_an_es_module(client):
+    response, body = get(client, "index.js")
+    assert response.status_code == 200
+    assert response.mimetype == "text/javascript"
+    assert b"render" in body
+
+
+def test_frontend_metadata_and_loader_default():
+    p = plugin.WeightHealthPlugin(base_plugin.TBContext(data_provider=None))
+    meta = p.frontend_metadata()
+    assert meta.es_module_path == "/index.js" and meta.tab_name == "Weight Health"
+    assert meta.es_module_path in p.get_plugin_apps()
+
+    class Flags:
+        samples_per_plugin = {}
+
+    flags = Flags()
+    plugin.WeightHealthLoader().fix_flags(flags)
+    assert flags.samples_per_plugin == {"weight_health": 0}
+    flags.samples_per_plugin = {"weight_health": 50}
+    plugin.WeightHealthLoader().fix_flags(flags)
+    assert flags.samples_per_plugin == {"weight_health": 50}  # the user's choice stands
+
+
+def test_load_returns_the_long_frame(demo_logdir):
+    frame = tb_weightnorm.load(str(demo_logdir))
+    assert list(frame.columns) == ["run", "step", "wall_time", "layer", "variable", "kind", "stat", "value"]
+    assert set(frame.run) == {RUN}
+    assert set(frame.kind) == {"weight", "gradient", "update"}
+    assert set(frame.stat) == set(metadata.TENSOR_STATS) | set(metadata.UPDATE_STATS)
+    # 8 steps x 8 variables x 20 stats, all measured.
+    assert len(frame) == 8 * 8 * 20
+    assert np.isfinite(frame.value).all()
