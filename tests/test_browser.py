@@ -34,6 +34,9 @@ def open_tab(browser, base_url):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # Every request must stay on the TensorBoard server (its CSP blocks other
+    # origins, and many users have no internet).
+    page.on("request", lambda r: r.url.startswith((base_url, "data:", "blob:")) or errors.append("outside request: " + r.url))
     page.goto(base_url + "/#weight_health", wait_until="domcontentloaded")
     page.wait_for_selector("iframe", state="attached", timeout=60_000)
     frame = page.frame_locator("iframe")

@@ -129,3 +129,22 @@ def test_load_returns_the_long_frame(demo_logdir):
     # 8 steps x 8 variables x 20 stats, all measured.
     assert len(frame) == 8 * 8 * 20
     assert np.isfinite(frame.value).all()
+
+
+def test_load_without_pandas_says_how_to_install_it(demo_logdir):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['pandas'] = None\n"
+        "import tb_weightnorm\n"
+        f"tb_weightnorm.load({str(demo_logdir)!r})\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "pip install 'tb_weightnorm[pandas]'" in result.stderr
+
+
+def test_load_of_a_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No log directory"):
+        tb_weightnorm.load(str(tmp_path / "nope"))

@@ -16,7 +16,7 @@ STEPS = 10_001  # more than any loader keeps by default (100 or 10 per series)
 @pytest.fixture(scope="module")
 def long_logdir(tmp_path_factory):
     logdir = tmp_path_factory.mktemp("long_run")
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="tiny")])
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="tiny")], name="long_model")
     writer = tf.summary.create_file_writer(str(logdir / "long"))
 
     @tf.function
@@ -38,7 +38,7 @@ def test_every_step_is_served_without_samples_per_plugin(long_logdir, load_fast)
         assert runs["runs"][0]["run"] == "long"
         table = wait_for_json(plugin + "/table?run=long", lambda b: len(b["steps"]) == STEPS)
         assert table["steps"] == list(range(STEPS))
-        assert [r["variable"] for r in table["rows"]] == ["sequential/tiny/kernel", "sequential/tiny/bias"]
+        assert [r["variable"] for r in table["rows"]] == ["long_model/tiny/kernel", "long_model/tiny/bias"]
         status, listing = http_get(base + "/data/plugins_listing")
         entry = json.loads(listing)["weight_health"]
         assert entry["enabled"] is True
