@@ -6,13 +6,14 @@ TensorBoard can load the plugin quickly (and without TensorFlow installed).
 
 import importlib
 
-__all__ = ["WeightHealthCallback", "load", "log"]
+__all__ = ["LogOptions", "WeightHealthCallback", "load", "log"]
 __version__ = "0.1.0"
 
 _LAZY = {
     "WeightHealthCallback": "tb_weightnorm.callback",
     "log": "tb_weightnorm.summary",
     "load": "tb_weightnorm.export",
+    "LogOptions": "tb_weightnorm.options",
 }
 
 

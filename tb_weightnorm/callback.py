@@ -2,54 +2,90 @@
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Optional
 
 import keras
+import numpy as np
 import tensorflow as tf
 
-from tb_weightnorm import metadata, model_variables, summary
-from tb_weightnorm.optimizer_hook import AppliedUpdateRecorder
+from tb_weightnorm import model_variables, summary, table
+from tb_weightnorm.optimizer_hook import AppliedUpdateRecorder, applied_steps, gradient_note
+from tb_weightnorm.options import LogOptions, every
+
+
+def _is_chief(strategy) -> bool:
+    """Only one worker of a multi-worker run writes (Keras' own convention)."""
+    return bool(getattr(strategy.extended, "should_checkpoint", True))
 
 
 class WeightHealthCallback(keras.callbacks.Callback):
     """Logs the health of a model's weights, gradients and updates for TensorBoard.
 
-    Every `every_n_steps` training steps it logs, per variable, the norms and
-    moments of the weight, of the gradient the optimizer applied in that step
-    (taken inside the optimizer's update: no second pass, no extra data), and of
-    the update it made (‖W_after − W_before‖ and its ratio to ‖W‖). Open the
-    "Weight Health" tab of `tensorboard --logdir LOG_DIR` to see them.
+    Every `every_n_steps` training steps it logs, per variable (LSTM and GRU
+    variables per gate), the norms and moments of the weight, of the gradient
+    the optimizer applied in that step (taken inside the optimizer's update: no
+    second pass, no extra data; unscaled under mixed precision, summed over
+    replicas under `tf.distribute`, before clipping if the optimizer clips),
+    and of the update it made (‖W_after − W_before‖ and its ratio to ‖W‖), the
+    fraction of dead units, the distance from the initial weights, and the
+    global gradient norm. Weight and gradient histograms and conv kernel grids
+    come at their own, rarer, frequencies. Open the "Weight Health" tab of
+    `tensorboard --logdir LOG_DIR` to see them.
 
     It works with `jit_compile=True` and `steps_per_execution > 1`. Data goes to
     `LOG_DIR/train`, beside what Keras' own TensorBoard callback writes there.
+    Under multi-worker training only the chief writes.
 
     Args:
         log_dir: the TensorBoard log directory of this run.
-        every_n_steps: log every N optimizer steps (the first step is always
-            logged). Each logged step costs a few passes over the weights and
-            keeps one copy of the trainable weights for the update.
+        every_n_steps: log the norm table every N optimizer steps (the first
+            step is always logged).
+        histogram_every_n_steps: log weight and gradient histograms every M
+            steps; 0 never.
+        kernel_grid_every_n_epochs: log conv kernel grid images at the start
+            and every K epochs; 0 never.
+        options: a `tb_weightnorm.LogOptions`; or pass its fields as keywords
+            (`include`, `exclude`, `trainable_only`, `stats`, `split_gates`,
+            `histogram_bins`, `max_kernel_filters`, `keep_initial_weights`).
 
     Example:
 
     ```python
     model.compile(optimizer="adam", loss="mse")
-    model.fit(x, y, epochs=5,
-              callbacks=[tb_weightnorm.WeightHealthCallback("logs/run1")])
+    model.fit(x, y, epochs=5, callbacks=[
+        tb_weightnorm.WeightHealthCallback("logs/run1", every_n_steps=10,
+                                           exclude=["*/bias"])])
     # then: tensorboard --logdir logs
     ```
     """
 
-    def __init__(self, log_dir: str, *, every_n_steps: int = 10):
+    def __init__(
+        self,
+        log_dir: str,
+        *,
+        every_n_steps: int = 10,
+        histogram_every_n_steps: int = 100,
+        kernel_grid_every_n_epochs: int = 1,
+        options: Optional[LogOptions] = None,
+        **option_kwargs,
+    ):
         super().__init__()
-        if not isinstance(every_n_steps, int) or isinstance(every_n_steps, bool) or every_n_steps < 1:
-            raise ValueError(f"every_n_steps must be a positive integer; got {every_n_steps!r}.")
+        if options is None:
+            options = LogOptions(**option_kwargs)
+        elif option_kwargs:
+            raise TypeError("Pass either options=LogOptions(...) or its fields as keywords, not both.")
+        if every("every_n_steps", every_n_steps) == 0:
+            raise ValueError("every_n_steps must be a positive integer; got 0.")
         self.log_dir = os.fspath(log_dir)
         self.every_n_steps = every_n_steps
+        self.histogram_every_n_steps = every("histogram_every_n_steps", histogram_every_n_steps)
+        self.kernel_grid_every_n_epochs = every("kernel_grid_every_n_epochs", kernel_grid_every_n_epochs)
+        self.options = options
         self._writer: Optional[tf.summary.SummaryWriter] = None
         self._recorder: Optional[AppliedUpdateRecorder] = None
-        self._names: Optional[metadata.NormTableNames] = None
+        self._convs = []
+        self._chief = True
         # Keras need not turn the logs into numpy for us: we never read them.
         self._supports_tf_logs = True
 
@@ -60,40 +96,83 @@ class WeightHealthCallback(keras.callbacks.Callback):
                 "WeightHealthCallback needs a compiled model with an optimizer: call "
                 "`model.compile(optimizer=..., loss=...)` before `model.fit`."
             )
-        tracked = model_variables.tracked_variables(model)
-        steps_per_execution = int(getattr(model, "steps_per_execution", 1) or 1)
-        recorder = AppliedUpdateRecorder(
-            model.optimizer,
-            tracked,
-            every_n_steps=self.every_n_steps,
-            capacity=math.ceil(steps_per_execution / self.every_n_steps) + 1,
+        options = self.options
+        rows = model_variables.tracked_variables(
+            model,
+            trainable_only=options.trainable_only,
+            include=options.include,
+            exclude=options.exclude,
+            split_gates=options.split_gates,
         )
-        variables, layers = model_variables.names_of(tracked)
-        self._names = metadata.NormTableNames(variables, layers, recorder.stat_names)
-        recorder.install()
-        self._recorder = recorder
+        strategy = model.distribute_strategy
+        self._chief = _is_chief(strategy)
+        unique = {id(r.variable): r.variable for r in rows}.values()
+        elements = sum(int(np.prod(v.shape)) for v in unique)
+        spec = table.make_spec(
+            rows,
+            gradients=True,
+            updates=True,
+            dist_init=options.keeps_initial_weights(elements),
+            stats=options.stats,
+            gradient_note=gradient_note(model.optimizer, strategy.num_replicas_in_sync),
+        )
+        self._recorder = AppliedUpdateRecorder(
+            model.optimizer,
+            spec,
+            every_n_steps=self.every_n_steps,
+            histogram_every_n_steps=self.histogram_every_n_steps,
+            histogram_bins=options.histogram_bins,
+            steps_per_execution=int(getattr(model, "steps_per_execution", 1) or 1),
+        )
+        self._names = spec.names()
+        self._histogram_names = table.make_spec(rows, gradients=False, updates=False, dist_init=False).names()
+        self._recorder.install()
         # The train function may have been traced before the hook existed (an
         # earlier fit): trace it again so the hook is in it.
         model.make_train_function(force=True)
-        if self._writer is None:
+        if self._chief and self._writer is None:
             self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "train"))
+        self._convs = (
+            model_variables.conv_kernels(model, include=options.include, exclude=options.exclude)
+            if self.kernel_grid_every_n_epochs
+            else []
+        )
+        self._write_kernel_grids()
+
+    def _step(self) -> int:
+        return applied_steps(self.model.optimizer)
+
+    def _write_kernel_grids(self) -> None:
+        if not self._convs or not self._chief:
+            return
+        step = self._step()
+        with self._writer.as_default():
+            for conv in self._convs:
+                summary.write_kernel_grid(conv, step, max_filters=self.options.max_kernel_filters)
 
     def _write_recorded(self) -> None:
-        if self._recorder is None:
+        recorder = self._recorder
+        if recorder is None:
             return
-        recorded = self._recorder.drain()
-        if not recorded:
+        norms = recorder.norms.drain()
+        hists = recorder.histograms.drain() if recorder.histograms is not None else []
+        if not self._chief or not (norms or hists):
             return
         with self._writer.as_default():
-            for step, table in recorded:
-                summary.write_norm_table(self._names, table, step)
+            for step, values in norms:
+                summary.write_norm_table(self._names, values, step)
+            for step, values in hists:
+                summary.write_histograms(self._histogram_names, self.options.histogram_bins, values, step)
 
     def on_train_batch_end(self, batch, logs=None):
         self._write_recorded()
 
     def on_epoch_end(self, epoch, logs=None):
         self._write_recorded()
-        self._writer.flush()
+        if self.kernel_grid_every_n_epochs and (epoch + 1) % self.kernel_grid_every_n_epochs == 0:
+            self._write_kernel_grids()
+        if self._writer is not None:
+            self._writer.flush()
 
     def on_train_end(self, logs=None):
         self._write_recorded()
@@ -104,3 +183,4 @@ class WeightHealthCallback(keras.callbacks.Callback):
             self._recorder = None
             # Drop the traced function that holds the hook; the next fit traces anew.
             self.model.train_function = None
+

@@ -9,6 +9,7 @@ drops third-party plugin data without a word.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import hashlib
 from typing import Optional, Sequence
 
@@ -24,12 +25,24 @@ PROTO_VERSION = 1
 # Tags of norm tables are NORM_TABLE_TAG_PREFIX + a fingerprint of the names, so
 # that a model whose variables change starts a new time series.
 NORM_TABLE_TAG_PREFIX = "weight_health/norms/"
+HISTOGRAM_TAG_PREFIX = "weight_health/histograms/"
+KERNEL_GRID_TAG_PREFIX = "weight_health/kernels/"
 
 _DESCRIPTION = "Weight Health norm table: rows are variables, columns are stats."
 
 KINDS = ("weight", "gradient", "update")
 TENSOR_STATS = ("l1", "l2", "linf", "mean", "std", "min", "max", "nan_count", "inf_count")
+# ||W_t - W_0||: needs a copy of the initial weights.
+WEIGHT_EXTRA_STATS = ("dist_init",)
+# Fraction of output units whose incoming weights all got a zero gradient.
+GRADIENT_EXTRA_STATS = ("dead_fraction",)
 UPDATE_STATS = ("l2", "ratio")
+
+# The whole-model row of a table: weight/l2 and gradient/l2 over all the
+# variables the optimizer updates (the gradient's is the global norm that
+# gradient clipping compares with its threshold).
+GLOBAL_ROW = "(global)"
+GLOBAL_LAYER = "(model)"
 
 
 def stat_name(kind: str, stat: str) -> str:
@@ -50,6 +63,8 @@ class NormTableNames:
     variables: tuple[str, ...]
     layers: tuple[str, ...]
     stats: tuple[str, ...]
+    # What the gradients are where it matters, e.g. "before clipping (clipnorm=1.0)".
+    gradient_note: str = ""
 
     def __post_init__(self):
         if len(self.variables) != len(self.layers):
@@ -85,16 +100,57 @@ def norm_table_metadata(
         table.variables.extend(names.variables)
         table.layers.extend(names.layers)
         table.stats.extend(names.stats)
+        table.gradient_note = names.gradient_note
     else:
         table.names_omitted = True
     content = plugin_data_pb2.WeightHealthPluginData(version=PROTO_VERSION, norm_table=table)
-    return summary_pb2.SummaryMetadata(
-        summary_description=_DESCRIPTION if include_names else "",
-        plugin_data=summary_pb2.SummaryMetadata.PluginData(
-            plugin_name=PLUGIN_NAME, content=content.SerializeToString()
-        ),
-        data_class=summary_pb2.DATA_CLASS_TENSOR,
+    return _summary_metadata(
+        content, _DESCRIPTION if include_names else "", summary_pb2.DATA_CLASS_TENSOR
     )
+
+
+def _summary_metadata(data, description: str, data_class) -> summary_pb2.SummaryMetadata:
+    return summary_pb2.SummaryMetadata(
+        summary_description=description,
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(
+            plugin_name=PLUGIN_NAME, content=data.SerializeToString()
+        ),
+        data_class=data_class,
+    )
+
+
+def histogram_tag(names: NormTableNames, bins: int) -> str:
+    return f"{HISTOGRAM_TAG_PREFIX}{names.fingerprint()}/{bins}"
+
+
+def histogram_metadata(
+    names: NormTableNames, kinds: Sequence[str], bins: int, *, include_names: bool = True
+) -> summary_pb2.SummaryMetadata:
+    """Metadata of a histogram table (names only on the first event, as for norms)."""
+    content = plugin_data_pb2.HistogramTable(bins=bins)
+    if include_names:
+        content.variables.extend(names.variables)
+        content.layers.extend(names.layers)
+        content.kinds.extend(kinds)
+    else:
+        content.names_omitted = True
+    data = plugin_data_pb2.WeightHealthPluginData(version=PROTO_VERSION, histograms=content)
+    return _summary_metadata(
+        data,
+        "Weight Health histograms: [kinds, variables, min/max/buckets/non-finite counts]." if include_names else "",
+        summary_pb2.DATA_CLASS_TENSOR,
+    )
+
+
+def kernel_grid_tag(variable: str) -> str:
+    return KERNEL_GRID_TAG_PREFIX + variable
+
+
+def kernel_grid_metadata(layer: str, variable: str, mode: str, filters_total: int) -> summary_pb2.SummaryMetadata:
+    """Metadata of a conv kernel grid image (a BLOB_SEQUENCE summary)."""
+    content = plugin_data_pb2.KernelGrid(layer=layer, variable=variable, mode=mode, filters_total=filters_total)
+    data = plugin_data_pb2.WeightHealthPluginData(version=PROTO_VERSION, kernel_grid=content)
+    return _summary_metadata(data, f"Filters of {layer} ({variable})", summary_pb2.DATA_CLASS_BLOB_SEQUENCE)
 
 
 class UnreadableMetadata(ValueError):
@@ -134,15 +190,47 @@ def norm_table_names(content: bytes) -> Optional[NormTableNames]:
     if table.names_omitted:
         return None
     try:
-        return NormTableNames(tuple(table.variables), tuple(table.layers), tuple(table.stats))
+        return NormTableNames(
+            tuple(table.variables), tuple(table.layers), tuple(table.stats), table.gradient_note
+        )
     except ValueError as exc:
         raise UnreadableMetadata(str(exc)) from exc
 
 
-def all_stat_names(kinds: Sequence[str] = KINDS) -> tuple[str, ...]:
-    """Every column a full norm table has, in the order they are written."""
-    names = []
-    for kind in kinds:
-        stats = UPDATE_STATS if kind == "update" else TENSOR_STATS
-        names.extend(stat_name(kind, s) for s in stats)
+def table_stat_names(*, gradients: bool = True, updates: bool = True, dist_init: bool = True) -> tuple[str, ...]:
+    """The columns a norm table can have, in the order they are computed."""
+    names = [stat_name("weight", s) for s in TENSOR_STATS]
+    if dist_init:
+        names += [stat_name("weight", s) for s in WEIGHT_EXTRA_STATS]
+    if gradients:
+        names += [stat_name("gradient", s) for s in TENSOR_STATS + GRADIENT_EXTRA_STATS]
+    if updates:
+        names += [stat_name("update", s) for s in UPDATE_STATS]
     return tuple(names)
+
+
+def all_stat_names() -> tuple[str, ...]:
+    """Every column a norm table can have."""
+    return table_stat_names()
+
+
+def select_stats(available: Sequence[str], patterns: Optional[Sequence[str]]) -> tuple[str, ...]:
+    """The columns of `available` that match any glob pattern (all if None).
+
+    Raises:
+        ValueError: if a pattern matches no available stat.
+    """
+    if patterns is None:
+        return tuple(available)
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    chosen = []
+    for pattern in patterns:
+        matched = [s for s in available if fnmatch.fnmatchcase(s, pattern)]
+        if not matched:
+            raise ValueError(
+                f"stats: {pattern!r} matches none of the stats logged here: {', '.join(available)}. "
+                "Use names like 'gradient/l2' or patterns like 'update/*'."
+            )
+        chosen.extend(m for m in matched if m not in chosen)
+    return tuple(s for s in available if s in chosen)

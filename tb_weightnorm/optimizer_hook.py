@@ -5,20 +5,26 @@ Keras' train step computes gradients and hands them to `optimizer.apply`. The
 recorder wraps that method on the optimizer instance, so on a logged step the
 statistics are taken from exactly the gradients that were applied and the
 change they made, with no second forward or backward pass. Summary ops cannot
-live in an XLA-compiled train step, so the statistics go into a small ring
-buffer of variables; the Keras callback drains it after each execution of the
-train function (one execution may run several steps: `steps_per_execution`).
+live in an XLA-compiled train step, so the results go into small ring buffers
+of variables; the Keras callback drains them after each execution of the train
+function (one execution may run several steps: `steps_per_execution`).
+
+Under a LossScaleOptimizer (mixed precision) the hook sits on the inner
+optimizer, which receives the unscaled gradients. Under `tf.distribute`, each
+replica holds its local gradient: on a logged step the hook all-reduces them
+(SUM, as Keras does before applying), and only replica 0 records.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import List, Optional, Sequence, Tuple
+import math
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 
-from tb_weightnorm import metadata, stats
+from tb_weightnorm import histograms, table
 from tb_weightnorm.model_variables import TrackedVariable
 
 logger = logging.getLogger(__name__)
@@ -32,73 +38,194 @@ def innermost_optimizer(optimizer):
     return optimizer
 
 
-class AppliedUpdateRecorder:
-    """Records a norm table of the applied gradients and updates every N steps.
+def applied_steps(optimizer) -> int:
+    """Optimizer updates applied so far: the step the tables are logged at."""
+    return int(innermost_optimizer(optimizer).iterations.numpy())
 
-    The table's columns are `metadata.all_stat_names()`: weight, gradient and
-    update stats. Keeping W_before for the update costs one copy of the tracked
-    weights (created once, refreshed only on logged steps).
+
+def gradient_note(optimizer, num_replicas: int = 1) -> str:
+    """What the logged gradients are, where it is not plainly "the applied one"."""
+    inner = innermost_optimizer(optimizer)
+    clipping = [
+        f"{name}={getattr(inner, name)}"
+        for name in ("clipnorm", "clipvalue", "global_clipnorm")
+        if getattr(inner, name, None) is not None
+    ]
+    notes = []
+    if num_replicas > 1:
+        notes.append(f"summed over {num_replicas} replicas")
+    if clipping:
+        notes.append(f"before clipping ({', '.join(clipping)})")
+    return "; ".join(notes)
+
+
+def _variable_key(variable) -> int:
+    return id(variable)
+
+
+class _RingBuffer:
+    """A few [shape] float32 slots, written in the graph, read on the host."""
+
+    def __init__(self, capacity: int, shape: Sequence[int], name: str):
+        self.capacity = capacity
+        self.values = tf.Variable(tf.zeros([capacity, *shape]), trainable=False, name=name)
+        self.steps = tf.Variable(tf.zeros([capacity], tf.int64), trainable=False, name=name + "_steps")
+        self.count = tf.Variable(tf.constant(0, tf.int64), trainable=False, name=name + "_count")
+        self._lost_warned = False
+
+    def write(self, step, value) -> tf.Tensor:
+        slot = tf.math.floormod(self.count.read_value(), self.capacity)
+        writes = [
+            self.values.scatter_update(tf.IndexedSlices(value[None], slot[None])),
+            self.steps.scatter_update(tf.IndexedSlices(step[None], slot[None])),
+        ]
+        with tf.control_dependencies(writes):
+            self.count.assign_add(1)
+            return tf.constant(True)
+
+    def drain(self) -> List[Tuple[int, np.ndarray]]:
+        count = int(self.count.numpy())
+        if count == 0:
+            return []
+        steps, values = self.steps.numpy(), self.values.numpy()
+        self.count.assign(0)
+        kept = min(count, self.capacity)
+        if count > kept and not self._lost_warned:
+            logger.warning(
+                "tb_weightnorm: %d logged steps were overwritten before they were written; "
+                "log less often or lower steps_per_execution.",
+                count - kept,
+            )
+            self._lost_warned = True
+        slots = [(count - kept + i) % self.capacity for i in range(kept)]
+        return [(int(steps[s]), values[s]) for s in slots]
+
+
+def _capacity(steps_per_execution: int, every: int) -> int:
+    return math.ceil(steps_per_execution / every) + 1
+
+
+class AppliedUpdateRecorder:
+    """Records norm tables (every N steps) and histograms (every M steps) of the
+    applied gradients and the updates they make.
+
+    Keeping W_before for the update costs one copy of the logged trainable
+    weights (refreshed only on logged steps); `spec.with_dist_init` keeps
+    another copy, of the weights when recording started.
 
     Args:
         optimizer: the model's optimizer (possibly a LossScaleOptimizer).
-        tracked: the variables to record, in row order.
-        every_n_steps: record the steps whose 0-based index is a multiple of it.
-        capacity: how many logged steps the buffer holds between drains.
+        spec: the norm table to record.
+        every_n_steps: record norms on steps whose 0-based index is a multiple of it.
+        histogram_every_n_steps: the same for histograms; 0 for none.
+        histogram_bins: buckets per histogram.
+        steps_per_execution: how many steps run between two drains.
     """
 
     def __init__(
         self,
         optimizer,
-        tracked: Sequence[TrackedVariable],
+        spec: table.TableSpec,
         *,
         every_n_steps: int,
-        capacity: int,
+        histogram_every_n_steps: int = 0,
+        histogram_bins: int = 32,
+        steps_per_execution: int = 1,
     ):
         self._optimizer = innermost_optimizer(optimizer)
-        self._tracked = list(tracked)
-        self._rows = {id(t.variable): i for i, t in enumerate(self._tracked)}
-        self._every_n_steps = int(every_n_steps)
-        self._capacity = int(capacity)
-        self.stat_names = metadata.all_stat_names()
-        n, k = len(self._tracked), len(self.stat_names)
+        self.spec = spec
+        self._every = int(every_n_steps)
+        self._hist_every = int(histogram_every_n_steps)
+        self._bins = int(histogram_bins)
+        rows = spec.rows
+        variables: Dict[int, object] = {}
+        for row in rows:
+            variables.setdefault(_variable_key(row.variable), row.variable)
+        self._variables = variables
+        n_rows = len(rows) + (1 if spec.global_row else 0)
         with tf.init_scope():
-            self._tables = tf.Variable(tf.zeros([self._capacity, n, k]), trainable=False, name="tables")
-            self._steps = tf.Variable(tf.zeros([self._capacity], tf.int64), trainable=False, name="steps")
-            self._count = tf.Variable(tf.constant(0, tf.int64), trainable=False, name="count")
-            self._before = [
-                tf.Variable(tf.zeros(t.variable.shape, t.variable.dtype), trainable=False, name="before")
-                for t in self._tracked
-            ]
-        self._lost_warned = False
+            self.norms = _RingBuffer(
+                _capacity(steps_per_execution, self._every), [n_rows, len(spec.stats)], "norm_tables"
+            )
+            self.histograms = (
+                _RingBuffer(
+                    _capacity(steps_per_execution, self._hist_every),
+                    [2, len(rows), len(histograms.histogram_columns(self._bins))],
+                    "histograms",
+                )
+                if self._hist_every
+                else None
+            )
+            trainable = {_variable_key(r.variable) for r in rows if r.trainable}
+            self._before = (
+                {k: tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False, name="before")
+                 for k, v in variables.items() if k in trainable}
+                if spec.with_updates
+                else {}
+            )
+            self._initial = (
+                {k: tf.Variable(tf.convert_to_tensor(v), trainable=False, name="initial")
+                 for k, v in variables.items()}
+                if spec.with_dist_init
+                else {}
+            )
         self._installed = False
 
     # -- in the train step -------------------------------------------------
 
+    def _current_weights(self) -> Dict[int, tf.Tensor]:
+        return {k: tf.convert_to_tensor(v) for k, v in self._variables.items()}
+
     def _snapshot(self):
-        assigns = [b.assign(tf.convert_to_tensor(t.variable)) for b, t in zip(self._before, self._tracked)]
+        assigns = [b.assign(tf.convert_to_tensor(self._variables[k])) for k, b in self._before.items()]
         with tf.control_dependencies(assigns):
             return tf.constant(True)
 
-    def _record(self, step, gradients):
-        weights = [tf.convert_to_tensor(t.variable) for t in self._tracked]
-        updates = [w - tf.convert_to_tensor(b) for w, b in zip(weights, self._before)]
-        table = stats.norm_table(weights, gradients, updates)
-        slot = tf.math.floormod(self._count.read_value(), self._capacity)
-        writes = [
-            self._tables.scatter_update(tf.IndexedSlices(table[None], slot[None])),
-            self._steps.scatter_update(tf.IndexedSlices(step[None], slot[None])),
-        ]
-        with tf.control_dependencies(writes):
-            self._count.assign_add(1)
-            return tf.constant(True)
+    def _record_norms(self, step, gradients: Dict[int, object], all_grads, all_vars):
+        values = table.compute(
+            self.spec,
+            weights=self._current_weights(),
+            gradients=gradients,
+            before={k: tf.convert_to_tensor(b) for k, b in self._before.items()},
+            initial={k: tf.convert_to_tensor(w0) for k, w0 in self._initial.items()},
+            all_gradients=all_grads,
+            all_weights=[tf.convert_to_tensor(v) for v in all_vars],
+        )
+        return self.norms.write(step, values)
 
-    def _gradients_by_row(self, grads, variables) -> List[Optional[tf.Tensor]]:
-        by_row: List[Optional[tf.Tensor]] = [None] * len(self._tracked)
-        for grad, variable in zip(grads, variables):
-            row = self._rows.get(id(variable))
-            if row is not None:
-                by_row[row] = grad
-        return by_row
+    def _record_histograms(self, step, gradients: Dict[int, object]):
+        weights = self._current_weights()
+        rows = self.spec.rows
+        w = [row.slice_of(weights[_variable_key(row.variable)]) for row in rows]
+        g = []
+        for row in rows:
+            grad = gradients.get(_variable_key(row.variable)) if row.trainable else None
+            # A row with no gradient gets an empty histogram (all counts 0).
+            g.append(row.slice_of(grad) if grad is not None else tf.zeros([0]))
+        value = tf.stack([histograms.histograms(w, self._bins), histograms.histograms(g, self._bins)])
+        return self.histograms.write(step, value)
+
+    @staticmethod
+    def _all_reduced(grads: List) -> List:
+        """The gradients summed over replicas, as Keras sums them before applying."""
+        context = tf.distribute.get_replica_context()
+        if context is None or context.num_replicas_in_sync == 1:
+            return grads
+        present = [i for i, g in enumerate(grads) if g is not None]
+        reduced = context.all_reduce(tf.distribute.ReduceOp.SUM, [grads[i] for i in present])
+        out = list(grads)
+        for i, r in zip(present, reduced):
+            out[i] = r
+        return out
+
+    @staticmethod
+    def _is_recording_replica() -> bool:
+        """Replica 0 records; the others only join the all-reduce."""
+        context = tf.distribute.get_replica_context()
+        if context is None or context.num_replicas_in_sync == 1:
+            return True
+        replica = tf.get_static_value(context.replica_id_in_sync_group)
+        return replica is None or int(replica) == 0
 
     def install(self) -> None:
         """Wraps `apply` on the optimizer instance (not its class)."""
@@ -122,11 +249,32 @@ class AppliedUpdateRecorder:
             grads = list(grads)
             # Read before `apply` increments it: the index of this update.
             iteration = tf.cast(tf.convert_to_tensor(optimizer.iterations), tf.int64)
-            due = tf.equal(tf.math.floormod(iteration, recorder._every_n_steps), 0)
-            tf.cond(due, recorder._snapshot, lambda: tf.constant(False))
+            step = iteration + 1
+            due_norms = tf.equal(tf.math.floormod(iteration, recorder._every), 0)
+            if recorder._before:
+                tf.cond(due_norms, recorder._snapshot, lambda: tf.constant(False))
             result = original(grads, trainable_variables)
-            by_row = recorder._gradients_by_row(grads, variables)
-            tf.cond(due, lambda: recorder._record(iteration + 1, by_row), lambda: tf.constant(False))
+            recording = recorder._is_recording_replica()
+
+            def norms():
+                applied = recorder._all_reduced(grads)
+                if not recording:
+                    return tf.constant(False)
+                by_variable = {_variable_key(v): g for v, g in zip(variables, applied) if g is not None}
+                return recorder._record_norms(step, by_variable, applied, variables)
+
+            tf.cond(due_norms, norms, lambda: tf.constant(False))
+            if recorder.histograms is not None:
+                due_histograms = tf.equal(tf.math.floormod(iteration, recorder._hist_every), 0)
+
+                def hist():
+                    applied = recorder._all_reduced(grads)
+                    if not recording:
+                        return tf.constant(False)
+                    by_variable = {_variable_key(v): g for v, g in zip(variables, applied) if g is not None}
+                    return recorder._record_histograms(step, by_variable)
+
+                tf.cond(due_histograms, hist, lambda: tf.constant(False))
             return result
 
         optimizer.apply = apply
@@ -136,23 +284,3 @@ class AppliedUpdateRecorder:
         if self._installed:
             del self._optimizer.apply
             self._installed = False
-
-    # -- after the train step ----------------------------------------------
-
-    def drain(self) -> List[Tuple[int, np.ndarray]]:
-        """The (step, table) pairs recorded since the last drain, oldest first."""
-        count = int(self._count.numpy())
-        if count == 0:
-            return []
-        steps = self._steps.numpy()
-        tables = self._tables.numpy()
-        self._count.assign(0)
-        kept = min(count, self._capacity)
-        if count > kept and not self._lost_warned:
-            logger.warning(
-                "tb_weightnorm: %d logged steps were overwritten before they were written; "
-                "raise every_n_steps or lower steps_per_execution.", count - kept
-            )
-            self._lost_warned = True
-        slots = [(count - kept + i) % self._capacity for i in range(kept)]
-        return [(int(steps[s]), tables[s]) for s in slots]

@@ -103,8 +103,9 @@ def tensor_stats(tensors: Sequence) -> tf.Tensor:
 
     Args:
         tensors: tensors of any shape and real dtype (float16, bfloat16,
-            integers and booleans are read as float32); `tf.IndexedSlices`
-            are read as the dense tensor they stand for.
+            integers and booleans are read as float32). A `tf.IndexedSlices`
+            (the sparse gradient of an embedding table) is read as the dense
+            tensor it stands for, without building that tensor.
 
     Example:
 
@@ -114,6 +115,18 @@ def tensor_stats(tensors: Sequence) -> tf.Tensor:
     """
     if not tensors:
         return tf.zeros([0, len(TENSOR_STATS)], tf.float32)
+    sparse = [i for i, t in enumerate(tensors) if isinstance(t, tf.IndexedSlices)]
+    if sparse:
+        dense = [i for i in range(len(tensors)) if i not in set(sparse)]
+        parts = [_dense_stats([tensors[i] for i in dense])] if dense else []
+        parts += [_indexed_slices_stats(tensors[i]) for i in sparse]
+        order = dense + sparse
+        inverse = [order.index(i) for i in range(len(tensors))]
+        return tf.gather(tf.concat(parts, axis=0), inverse)
+    return _dense_stats(tensors)
+
+
+def _dense_stats(tensors: Sequence) -> tf.Tensor:
     flats = [tf.reshape(_as_float32(t), [-1]) for t in tensors]
     sizes = [_static_size(f) for f in flats]
     parts = []
@@ -128,6 +141,76 @@ def tensor_stats(tensors: Sequence) -> tf.Tensor:
             ids = tf.repeat(tf.range(len(members), dtype=tf.int32), lengths)
         parts.append(_segment_stats(flat, ids, len(members)))
     return tf.concat(parts, axis=0)
+
+
+def _indexed_slices_stats(slices: tf.IndexedSlices) -> tf.Tensor:
+    """Stats of the dense tensor an IndexedSlices stands for: its listed rows
+    (duplicates summed, as densifying would) plus the implicit zeros."""
+    unique, position = tf.unique(tf.reshape(slices.indices, [-1]))
+    values = _as_float32(slices.values)
+    rows = tf.math.unsorted_segment_sum(values, position, tf.size(unique))
+    row_stats = _dense_stats([rows])[0]
+    listed = tf.cast(tf.size(rows), tf.float32)
+    total = tf.cast(tf.reduce_prod(slices.dense_shape), tf.float32)
+    zeros = total - listed
+    l1, l2, linf, mean, std, lo, hi, nan_count, inf_count = tf.unstack(row_stats)
+    finite = listed - nan_count - inf_count
+    # Moments of the finite listed values, then with the zeros added in.
+    total_sum = tf.where(finite > 0, mean * finite, 0.0)
+    total_sq = tf.where(finite > 0, (std * std + mean * mean) * finite, 0.0)
+    count = finite + zeros
+    safe = tf.maximum(count, 1.0)
+    new_mean = total_sum / safe
+    new_std = tf.sqrt(tf.maximum(total_sq / safe - new_mean * new_mean, 0.0))
+    has_zeros = zeros > 0
+    no_values = tf.equal(finite, 0.0)
+    new_min = tf.where(has_zeros, tf.where(no_values, 0.0, tf.minimum(lo, 0.0)), lo)
+    new_max = tf.where(has_zeros, tf.where(no_values, 0.0, tf.maximum(hi, 0.0)), hi)
+    nan = tf.constant(float("nan"))
+    defined = count > 0
+    return tf.stack(
+        [
+            l1,
+            l2,
+            linf,
+            tf.where(defined, new_mean, nan),
+            tf.where(defined, new_std, nan),
+            tf.where(defined, new_min, nan),
+            tf.where(defined, new_max, nan),
+            nan_count,
+            inf_count,
+        ]
+    )[None]
+
+
+def dead_unit_fraction(gradient) -> tf.Tensor:
+    """The fraction of output units (the last axis) whose incoming weights all
+    got a gradient of exactly zero: a dead ReLU shows up this way without
+    recording activations. NaN for a gradient with no units or a sparse one.
+
+    Example:
+
+    >>> g = tf.constant([[0.0, 1.0], [0.0, 2.0]])  # unit 0 got nothing
+    >>> float(dead_unit_fraction(g))
+    0.5
+    """
+    if isinstance(gradient, tf.IndexedSlices) or gradient.shape.rank is None or gradient.shape.rank < 2:
+        return tf.constant(float("nan"))
+    g = tf.convert_to_tensor(gradient)
+    units = tf.shape(g)[-1]
+    columns = tf.reshape(g, [-1, units])
+    dead = tf.reduce_all(tf.equal(columns, tf.zeros([], g.dtype)), axis=0)
+    return tf.cast(tf.math.count_nonzero(dead), tf.float32) / tf.cast(tf.maximum(units, 1), tf.float32)
+
+
+def global_norm(tensors: Sequence) -> tf.Tensor:
+    """The l2 norm of all tensors together, as gradient clipping computes it
+    (`tf.clip_by_global_norm`: an IndexedSlices counts its listed values)."""
+    present = [t for t in tensors if t is not None]
+    if not present:
+        return tf.constant(float("nan"))
+    values = [t.values if isinstance(t, tf.IndexedSlices) else t for t in present]
+    return tf.linalg.global_norm([tf.cast(v, tf.float32) for v in values])
 
 
 def _static_size(flat: tf.Tensor) -> int:
@@ -146,50 +229,3 @@ def update_stats(updates: Sequence, weight_l2: tf.Tensor) -> tf.Tensor:
     ratio = tf.where(tf.math.is_finite(l2), ratio, l2)
     return tf.stack([l2, ratio], axis=1)
 
-
-def norm_table(
-    weights: Sequence,
-    gradients: Optional[Sequence] = None,
-    updates: Optional[Sequence] = None,
-) -> tf.Tensor:
-    """The norm table of a set of variables: one row per weight.
-
-    Columns: the weight's TENSOR_STATS, then, if `gradients` is given, the
-    gradient's, then, if `updates` is given, the UPDATE_STATS. A row whose
-    gradient or update is None gets NaN there ("not measured").
-
-    Args:
-        weights: the variables' current values.
-        gradients: one gradient (or None) per weight.
-        updates: one W_after - W_before (or None) per weight.
-    """
-    n = len(weights)
-    weight_stats = tensor_stats(weights)
-    columns = [weight_stats]
-    if gradients is not None:
-        columns.append(_rows_where_present(gradients, n, len(TENSOR_STATS), tensor_stats))
-    if updates is not None:
-        weight_l2 = weight_stats[:, 1]
-        present = [i for i, u in enumerate(updates) if u is not None]
-        columns.append(
-            _rows_where_present(
-                updates,
-                n,
-                len(UPDATE_STATS),
-                lambda us: update_stats(us, tf.gather(weight_l2, present)),
-            )
-        )
-    return tf.concat(columns, axis=1)
-
-
-def _rows_where_present(values: Sequence, n: int, width: int, compute) -> tf.Tensor:
-    if len(values) != n:
-        raise ValueError(f"Expected {n} values, one per weight; got {len(values)}.")
-    present = [i for i, v in enumerate(values) if v is not None]
-    if len(present) == n:
-        return compute(list(values))
-    missing = tf.fill([n, width], float("nan"))
-    if not present:
-        return missing
-    rows = compute([values[i] for i in present])
-    return tf.tensor_scatter_nd_update(missing, [[i] for i in present], rows)

@@ -1,18 +1,21 @@
 """Writes the plugin's summaries, shaped like `tf.summary.*`.
 
 `log()` is the API for custom training loops; the Keras callback writes through
-`write_norm_table` too, so both produce the same wire format.
+the same functions, so both produce the same wire format.
 """
 
 from __future__ import annotations
 
+import json
 import weakref
 from typing import Optional, Sequence
 
+import numpy as np
 import tensorflow as tf
 from tensorflow.python.ops import summary_ops_v2
 
-from tb_weightnorm import metadata, model_variables, stats
+from tb_weightnorm import histograms, kernel_grid, metadata, model_variables, table
+from tb_weightnorm.options import LogOptions, every
 
 
 class _NamesSent:
@@ -38,37 +41,129 @@ def _default_writer():
     return summary_ops_v2._summary_state.writer  # pylint: disable=protected-access
 
 
-def write_norm_table(names: metadata.NormTableNames, table, step) -> tf.Tensor:
+def _require_writer(what: str):
+    writer = _default_writer()
+    if writer is None:
+        raise RuntimeError(
+            f"tb_weightnorm.{what}: no default summary writer. Wrap the call in "
+            "`with tf.summary.create_file_writer(logdir).as_default():`."
+        )
+    return writer
+
+
+def _write_names_once(tag: str, value, step, full, light) -> tf.Tensor:
+    """Writes with `full` metadata the first time per writer and tag, then `light`."""
+    sent = _names_sent.flag(_default_writer(), tag)
+
+    def first():
+        with tf.control_dependencies([tf.summary.write(tag, value, step=step, metadata=full)]):
+            return sent.assign(True).read_value()
+
+    def later():
+        return tf.summary.write(tag, value, step=step, metadata=light)
+
+    return tf.cond(sent.read_value(), later, first)
+
+
+def write_norm_table(names: metadata.NormTableNames, values, step) -> tf.Tensor:
     """Writes one norm table to the default summary writer.
 
     Args:
-        names: the table's variables, layers and stats.
-        table: a [len(names.variables), len(names.stats)] float32 tensor (or
+        names: the table's rows, layers and stats.
+        values: a [len(names.variables), len(names.stats)] float32 tensor (or
             a callable returning it, evaluated only if the writer records).
         step: the step to write it at.
 
     Returns:
         True if written, False if no summary is recorded right now.
     """
-    writer = _default_writer()
-    if writer is None:
-        raise RuntimeError(
-            "tb_weightnorm: no default summary writer. Create one and make it the "
-            "default, e.g. `with tf.summary.create_file_writer(logdir).as_default():`."
+    _require_writer("write_norm_table")
+    return _write_names_once(
+        names.tag(),
+        values,
+        step,
+        metadata.norm_table_metadata(names, include_names=True),
+        metadata.norm_table_metadata(names, include_names=False),
+    )
+
+
+def write_histograms(names: metadata.NormTableNames, bins: int, values, step) -> tf.Tensor:
+    """Writes one histogram table ([2 kinds, rows, bins + 5]) to the default writer.
+
+    `names` are those of the norm table without its global row.
+    """
+    _require_writer("write_histograms")
+    kinds = ("weight", "gradient")
+    return _write_names_once(
+        metadata.histogram_tag(names, bins),
+        values,
+        step,
+        metadata.histogram_metadata(names, kinds, bins, include_names=True),
+        metadata.histogram_metadata(names, kinds, bins, include_names=False),
+    )
+
+
+def _grid_blobs(kernel: np.ndarray, kind: str, max_filters: int, rgb_input: bool) -> np.ndarray:
+    grid = kernel_grid.kernel_grid(np.asarray(kernel), kind=kind, max_filters=max_filters, rgb_input=rgb_input)
+    png = tf.io.encode_png(grid.image).numpy()
+    info = json.dumps({"scale": grid.scale, "filters_shown": grid.filters_shown}).encode()
+    height, width = grid.image.shape[:2]
+    return np.array([str(width).encode(), str(height).encode(), png, info], dtype=object)
+
+
+def _filters_total(kind: str, shape) -> int:
+    """Output units of a conv kernel (Keras layouts, channels last)."""
+    if kind in ("DepthwiseConv2D", "SeparableConv2D"):
+        return int(shape[-2]) * int(shape[-1])  # each input channel x depth multiplier
+    if kind == "Conv2DTranspose":
+        return int(shape[-2])  # [kh, kw, out, in]
+    return int(shape[-1])
+
+
+def write_kernel_grid(conv: model_variables.ConvKernel, step, *, max_filters: int = 64) -> tf.Tensor:
+    """Writes the grid image of one conv kernel's filters (a BLOB_SEQUENCE).
+
+    Works eagerly and inside `tf.function` (the image is drawn on the host).
+    """
+    _require_writer("write_kernel_grid")
+    kernel = tf.convert_to_tensor(conv.variable)
+    mode = "rgb" if conv.rgb_input else "diverging"
+
+    def blobs():
+        return tf.numpy_function(
+            lambda k: _grid_blobs(k, conv.kind, max_filters, conv.rgb_input), [kernel], tf.string, stateful=False
         )
-    tag = names.tag()
-    sent = _names_sent.flag(writer, tag)
-    full = metadata.norm_table_metadata(names, include_names=True)
-    light = metadata.norm_table_metadata(names, include_names=False)
 
-    def first():
-        with tf.control_dependencies([tf.summary.write(tag, table, step=step, metadata=full)]):
-            return sent.assign(True).read_value()
+    md = metadata.kernel_grid_metadata(conv.layer, conv.path, mode, _filters_total(conv.kind, kernel.shape))
+    return tf.summary.write(metadata.kernel_grid_tag(conv.path), lambda: tf.reshape(blobs(), [4]), step=step, metadata=md)
 
-    def later():
-        return tf.summary.write(tag, table, step=step, metadata=light)
 
-    return tf.cond(sent.read_value(), later, first)
+class _InitialWeights:
+    """W_0 of variables logged with `log()`: copied the first time each is logged."""
+
+    def __init__(self):
+        self._copies = weakref.WeakKeyDictionary()
+
+    def of(self, variables) -> dict:
+        out = {}
+        for variable in variables:
+            try:
+                copy = self._copies.get(variable)
+            except TypeError:  # not weak-referenceable: no distance from init
+                continue
+            if copy is None:
+                with tf.init_scope():
+                    copy = tf.Variable(tf.convert_to_tensor(variable), trainable=False, name="initial")
+                self._copies[variable] = copy
+            out[id(variable)] = tf.convert_to_tensor(copy)
+        return out
+
+
+_initial_weights = _InitialWeights()
+
+
+def _due(step, every_n: int):
+    return tf.equal(tf.math.floormod(tf.cast(step, tf.int64), every_n), 0)
 
 
 def log(
@@ -76,29 +171,43 @@ def log(
     *,
     gradients: Optional[Sequence] = None,
     step=None,
+    histogram_every_n_steps: int = 0,
+    kernel_grid_every_n_steps: int = 0,
+    options: Optional[LogOptions] = None,
+    **option_kwargs,
 ) -> tf.Tensor:
-    """Logs the norm table of a model's weights (and gradients) at one step.
+    """Logs the health of a model's weights (and gradients) at one step.
 
-    Writes to the default `tf.summary` writer, the way `tf.summary.scalar` does;
-    works eagerly and inside `tf.function`. For `model.fit`, use
-    `WeightHealthCallback` instead: it also logs the update each step applied.
+    Writes to the default `tf.summary` writer, the way `tf.summary.scalar`
+    does; works eagerly and inside `tf.function`. For `model.fit`, use
+    `WeightHealthCallback`: it also logs the update each step applied.
 
     Args:
-        model_or_variables: a built `keras.Model` (its trainable variables are
-            logged) or a list of variables.
-        gradients: optional gradients, one per variable in the order of
-            `model.trainable_variables` (or of the list given), as
+        model_or_variables: a built `keras.Model` (its variables are logged,
+            LSTM/GRU ones per gate) or a list of variables.
+        gradients: optional gradients, one per trainable variable in the order
+            of `model.trainable_variables` (or of the list given), as
             `tape.gradient` returns them; None entries are logged as "no
-            gradient".
+            gradient"; `tf.IndexedSlices` are read without densifying.
         step: the step to log at; defaults to
-            `tf.summary.experimental.get_step()`.
+            `tf.summary.experimental.get_step()` (inside `tf.function`, set it
+            to a variable, as for `tf.summary.scalar`).
+        histogram_every_n_steps: also write weight (and gradient) histograms
+            when `step` is a multiple of this; 0 never.
+        kernel_grid_every_n_steps: also write conv kernel grid images when
+            `step` is a multiple of this; 0 never.
+        options: a `LogOptions`; or pass its fields as keywords (`include`,
+            `exclude`, `trainable_only`, `stats`, `split_gates`,
+            `histogram_bins`, `max_kernel_filters`, `keep_initial_weights`).
 
     Returns:
-        True if written, False if the writer is not recording right now.
+        True if the norm table was written, False if the writer is not
+        recording right now.
 
     Raises:
         RuntimeError: with no default summary writer.
         ValueError: with no step, or gradients that do not match the variables.
+        TypeError: for arguments of the wrong type.
 
     Example:
 
@@ -112,9 +221,15 @@ def log(
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply(grads, model.trainable_variables)
         with writer.as_default():
-            tb_weightnorm.log(model, gradients=grads, step=step)
+            tb_weightnorm.log(model, gradients=grads, step=step, histogram_every_n_steps=100)
     ```
     """
+    if options is None:
+        options = LogOptions(**option_kwargs)
+    elif option_kwargs:
+        raise TypeError("Pass either options=LogOptions(...) or its fields as keywords, not both.")
+    every("histogram_every_n_steps", histogram_every_n_steps)
+    every("kernel_grid_every_n_steps", kernel_grid_every_n_steps)
     if step is None:
         step = tf.summary.experimental.get_step()
         if step is None:
@@ -122,22 +237,74 @@ def log(
                 "tb_weightnorm.log: no step. Pass `step=...` or set one with "
                 "`tf.summary.experimental.set_step(step)`."
             )
-    if _default_writer() is None:
-        raise RuntimeError(
-            "tb_weightnorm.log: no default summary writer. Wrap the call in "
-            "`with tf.summary.create_file_writer(logdir).as_default():`."
-        )
-    tracked = model_variables.tracked_variables(model_or_variables)
+    _require_writer("log")
+    rows = model_variables.tracked_variables(
+        model_or_variables,
+        trainable_only=options.trainable_only,
+        include=options.include,
+        exclude=options.exclude,
+        split_gates=options.split_gates,
+    )
+    trainable = _trainable_in_gradient_order(model_or_variables)
+    by_variable = None
     if gradients is not None:
         gradients = list(gradients)
-        if len(gradients) != len(tracked):
+        if len(gradients) != len(trainable):
             raise ValueError(
-                f"tb_weightnorm.log: got {len(gradients)} gradients for {len(tracked)} "
-                "variables. Pass the gradients of `model.trainable_variables`, in that "
-                "order, as `tape.gradient(loss, model.trainable_variables)` returns them."
+                f"tb_weightnorm.log: got {len(gradients)} gradients for {len(trainable)} trainable "
+                "variables. Pass the gradients of `model.trainable_variables`, in that order, as "
+                "`tape.gradient(loss, model.trainable_variables)` returns them."
             )
-    variables, layers = model_variables.names_of(tracked)
-    kinds = ("weight",) if gradients is None else ("weight", "gradient")
-    names = metadata.NormTableNames(variables, layers, metadata.all_stat_names(kinds))
-    weights = [t.variable for t in tracked]
-    return write_norm_table(names, lambda: stats.norm_table(weights, gradients), step)
+        by_variable = {id(v): g for v, g in zip(trainable, gradients) if g is not None}
+    unique = list({id(r.variable): r.variable for r in rows}.values())
+    elements = sum(int(np.prod(v.shape)) for v in unique)
+    keep_initial = options.keeps_initial_weights(elements)
+    spec = table.make_spec(
+        rows, gradients=gradients is not None, updates=False, dist_init=keep_initial, stats=options.stats
+    )
+    initial = _initial_weights.of(unique) if keep_initial else {}
+
+    def values():
+        weights = {id(v): tf.convert_to_tensor(v) for v in unique}
+        return table.compute(
+            spec,
+            weights=weights,
+            gradients=by_variable,
+            initial=initial,
+            all_gradients=gradients or (),
+            all_weights=[tf.convert_to_tensor(v) for v in trainable],
+        )
+
+    written = write_norm_table(spec.names(), values, step)
+    if histogram_every_n_steps:
+        hist_names = table.make_spec(rows, gradients=False, updates=False, dist_init=False).names()
+
+        def write_hist():
+            weights = [r.slice_of(tf.convert_to_tensor(r.variable)) for r in rows]
+            grads = []
+            for r in rows:
+                g = (by_variable or {}).get(id(r.variable)) if r.trainable else None
+                grads.append(r.slice_of(g) if g is not None else tf.zeros([0]))
+            value = tf.stack(
+                [histograms.histograms(weights, options.histogram_bins), histograms.histograms(grads, options.histogram_bins)]
+            )
+            return write_histograms(hist_names, options.histogram_bins, value, step)
+
+        tf.cond(_due(step, histogram_every_n_steps), write_hist, lambda: tf.constant(False))
+    if kernel_grid_every_n_steps:
+        convs = model_variables.conv_kernels(model_or_variables, include=options.include, exclude=options.exclude)
+
+        def write_grids():
+            for conv in convs:
+                write_kernel_grid(conv, step, max_filters=options.max_kernel_filters)
+            return tf.constant(True)
+
+        if convs:
+            tf.cond(_due(step, kernel_grid_every_n_steps), write_grids, lambda: tf.constant(False))
+    return written
+
+
+def _trainable_in_gradient_order(model_or_variables) -> list:
+    if isinstance(model_or_variables, (list, tuple)):
+        return list(model_or_variables)  # gradients follow the list given
+    return list(getattr(model_or_variables, "trainable_variables", []))

@@ -12,6 +12,9 @@ LR = 0.05
 STATS = metadata.all_stat_names()
 W_L2, G_L2 = STATS.index("weight/l2"), STATS.index("gradient/l2")
 U_L2, U_RATIO = STATS.index("update/l2"), STATS.index("update/ratio")
+WEIGHT = slice(0, 9)
+GRADIENT = slice(STATS.index("gradient/l1"), STATS.index("gradient/inf_count") + 1)
+DIST_INIT, DEAD = STATS.index("weight/dist_init"), STATS.index("gradient/dead_fraction")
 
 
 def _data(n=96):
@@ -35,9 +38,16 @@ def _model(**compile_kwargs):
 
 
 def _tables(run_dir):
-    events = read_events(run_dir)
+    """The norm tables of a run, without their (global) row."""
+    events = [e for e in read_events(run_dir) if e[2].startswith(metadata.NORM_TABLE_TAG_PREFIX)]
     names = metadata.norm_table_names(events[0][3].plugin_data.content)
-    return names, [(e[0], e[4]) for e in events]
+    assert names.variables[-1] == metadata.GLOBAL_ROW
+    return names, [(e[0], e[4][:-1]) for e in events]
+
+
+def _global_rows(run_dir):
+    events = [e for e in read_events(run_dir) if e[2].startswith(metadata.NORM_TABLE_TAG_PREFIX)]
+    return [(e[0], e[4][-1]) for e in events]
 
 
 class _WeightsAfterEachBatch(keras.callbacks.Callback):
@@ -59,19 +69,31 @@ def test_every_stat_matches_numpy_at_every_step(tmp_path):
         callbacks=[tb_weightnorm.WeightHealthCallback(tmp_path, every_n_steps=1), spy],
     )
     names, tables = _tables(str(tmp_path / "train"))
-    assert names.variables == tuple(v.path for v in model.trainable_variables)
-    assert names.layers == ("hidden", "hidden", "out", "out")
+    assert names.variables[:-1] == tuple(v.path for v in model.trainable_variables)
+    assert names.layers == ("hidden", "hidden", "out", "out", metadata.GLOBAL_LAYER)
     assert names.stats == STATS
     assert [s for s, _ in tables] == list(range(1, 7))
-    for step, table in tables:
+    initial = spy.weights[0]
+    for (step, table), (_, global_row) in zip(tables, _global_rows(str(tmp_path / "train"))):
         before, after = spy.weights[step - 1], spy.weights[step]
-        for row, w0, w1 in zip(table, before, after):
-            np.testing.assert_allclose(row[:9], numpy_stats(w1), rtol=1e-5, atol=1e-7)
+        grads = []
+        for row, w_init, w0, w1 in zip(table, initial, before, after):
+            grad = (w0 - w1) / LR
+            grads.append(grad)
+            np.testing.assert_allclose(row[WEIGHT], numpy_stats(w1), rtol=1e-5, atol=1e-7)
             # The gradient recovered from a float32 weight difference carries
             # that difference's rounding, hence the looser tolerance.
-            np.testing.assert_allclose(row[9:18], numpy_stats((w0 - w1) / LR), rtol=2e-3, atol=1e-5)
+            np.testing.assert_allclose(row[GRADIENT], numpy_stats(grad), rtol=2e-3, atol=1e-5)
             np.testing.assert_allclose(row[U_L2], np.linalg.norm(w1 - w0), rtol=1e-4)
             np.testing.assert_allclose(row[U_RATIO], np.linalg.norm(w1 - w0) / np.linalg.norm(w1), rtol=1e-4)
+            np.testing.assert_allclose(row[DIST_INIT], np.linalg.norm(w1 - w_init), rtol=1e-4, atol=1e-7)
+            if w1.ndim == 2:
+                assert row[DEAD] == np.mean(np.all(grad == 0, axis=0))
+            else:
+                assert np.isnan(row[DEAD])
+        global_grad = np.sqrt(sum((g.astype(np.float64) ** 2).sum() for g in grads))
+        np.testing.assert_allclose(global_row[G_L2], global_grad, rtol=2e-3)
+        np.testing.assert_allclose(global_row[W_L2], np.sqrt(sum((w**2).sum() for w in after)), rtol=1e-5)
 
 
 @pytest.mark.parametrize(

@@ -20,13 +20,16 @@ def _names(events):
     return metadata.norm_table_names(events[0][3].plugin_data.content)
 
 
+WEIGHT_ONLY = {"keep_initial_weights": False}
+
+
 def test_eager_log_writes_weight_stats_that_match_numpy(tmp_path):
     model = _model()
     writer = tf.summary.create_file_writer(str(tmp_path))
     logged_weights = []
     with writer.as_default():
         for step in range(3):
-            assert bool(tb_weightnorm.log(model, step=step))
+            assert bool(tb_weightnorm.log(model, step=step, **WEIGHT_ONLY))
             logged_weights.append([v.numpy() for v in model.trainable_variables])
             model.layers[0].kernel.assign_add(tf.ones_like(model.layers[0].kernel))
     writer.flush()
@@ -62,7 +65,7 @@ def test_log_inside_tf_function_with_gradients_and_default_step(tmp_path):
             loss = tf.reduce_mean((model(x, training=True) - y) ** 2)
         grads = tape.gradient(loss, model.trainable_variables)
         with writer.as_default():
-            tb_weightnorm.log(model, gradients=grads)
+            tb_weightnorm.log(model, gradients=grads, **WEIGHT_ONLY)
         optimizer.apply(grads, model.trainable_variables)
         return grads
 
@@ -80,11 +83,15 @@ def test_log_inside_tf_function_with_gradients_and_default_step(tmp_path):
     events = read_events(str(tmp_path))
     assert [e[0] for e in events] == [0, 10, 20, 30]
     names = _names(events)
-    assert names.stats[9:] == tuple(f"gradient/{s}" for s in metadata.TENSOR_STATS)
+    assert names.stats[9:18] == tuple(f"gradient/{s}" for s in metadata.TENSOR_STATS)
+    assert names.stats[18] == "gradient/dead_fraction"
+    assert names.variables[-1] == metadata.GLOBAL_ROW
     for (_, _, _, _, table), (weights, grads) in zip(events, grads_seen):
         for row, w, g in zip(table, weights, grads):
             np.testing.assert_allclose(row[:9], numpy_stats(w), rtol=1e-5, atol=1e-7)
-            np.testing.assert_allclose(row[9:], numpy_stats(g), rtol=1e-5, atol=1e-7)
+            np.testing.assert_allclose(row[9:18], numpy_stats(g), rtol=1e-5, atol=1e-7)
+        global_grad = np.sqrt(sum((g.astype(np.float64) ** 2).sum() for g in grads))
+        np.testing.assert_allclose(table[-1, 10], global_grad, rtol=1e-5)
 
 
 def test_none_gradient_is_logged_as_not_measured(tmp_path):
@@ -93,9 +100,11 @@ def test_none_gradient_is_logged_as_not_measured(tmp_path):
     grads[1] = None
     with tf.summary.create_file_writer(str(tmp_path)).as_default():
         tb_weightnorm.log(model, gradients=grads, step=0)
-    table = read_events(str(tmp_path))[0][4]
-    assert np.isnan(table[1, 9:]).all()
-    assert table[0, 10] == pytest.approx(np.sqrt(20.0))
+    events = read_events(str(tmp_path))
+    stats, table = _names(events).stats, events[0][4]
+    gradient_columns = [i for i, s in enumerate(stats) if s.startswith("gradient/")]
+    assert np.isnan(table[1, gradient_columns]).all()
+    assert table[0, stats.index("gradient/l2")] == pytest.approx(np.sqrt(20.0))
 
 
 def test_list_of_variables(tmp_path):

@@ -54,8 +54,20 @@ def test_mismatched_names_are_refused():
 def test_all_stat_names():
     names = metadata.all_stat_names()
     assert names[:9] == tuple(f"weight/{s}" for s in metadata.TENSOR_STATS)
+    assert names[9] == "weight/dist_init"
+    assert names[10:19] == tuple(f"gradient/{s}" for s in metadata.TENSOR_STATS)
+    assert names[19] == "gradient/dead_fraction"
     assert names[-2:] == ("update/l2", "update/ratio")
-    assert len(names) == 20
+    assert metadata.table_stat_names(gradients=False, updates=False, dist_init=False) == names[:9]
+
+
+def test_select_stats_by_pattern():
+    available = metadata.all_stat_names()
+    assert metadata.select_stats(available, ["*/l2", "update/ratio"]) == (
+        "weight/l2", "gradient/l2", "update/l2", "update/ratio")
+    assert metadata.select_stats(available, None) == available
+    with pytest.raises(ValueError, match="gradient/l7"):
+        metadata.select_stats(available, ["gradient/l7"])
 
 
 @pytest.mark.parametrize("protobuf", ["6.31.1", "7.*"])

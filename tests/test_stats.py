@@ -51,17 +51,24 @@ def test_many_variables_split_into_chunks(monkeypatch):
     _check([rng.normal(size=n).astype(np.float32) for n in [3, 4, 25, 2, 9, 1]])
 
 
-def test_norm_table_marks_missing_gradients_and_updates():
-    w = [tf.constant([3.0, 4.0]), tf.constant([1.0])]
-    table = stats.norm_table(w, [None, tf.constant([2.0])], [tf.constant([0.3, 0.4]), None]).numpy()
-    assert table.shape == (2, 20)
-    assert np.isnan(table[0, 9:18]).all()
-    np.testing.assert_allclose(table[1, 10], 2.0)
-    np.testing.assert_allclose(table[0, 18:20], [0.5, 0.1], rtol=1e-6)
-    assert np.isnan(table[1, 18:20]).all()
+def test_sparse_gradient_is_read_as_its_dense_tensor_without_densifying():
+    slices = tf.IndexedSlices(
+        tf.constant([[1.0, -2.0], [3.0, np.nan], [1.0, 1.0]]), tf.constant([2, 0, 2]), tf.constant([50, 2])
+    )
+    dense = tf.convert_to_tensor(slices).numpy()
+    got = stats.tensor_stats([tf.constant([1.0]), slices]).numpy()
+    np.testing.assert_allclose(got[1], numpy_stats(dense), rtol=1e-5)
+    np.testing.assert_allclose(got[0, 1], 1.0)
+
+
+def test_dead_unit_fraction_and_global_norm():
+    grad = tf.constant([[0.0, 1.0, 0.0], [0.0, 2.0, 0.0]])
+    assert float(stats.dead_unit_fraction(grad)) == pytest.approx(2 / 3)
+    assert np.isnan(float(stats.dead_unit_fraction(tf.constant([0.0, 1.0]))))
+    assert float(stats.global_norm([tf.constant([3.0]), None, tf.constant([4.0], tf.float16)])) == pytest.approx(5.0)
 
 
 def test_runs_inside_xla():
-    f = tf.function(lambda a, b: stats.norm_table([a], [b], [a - b]), jit_compile=True)
-    table = f(tf.constant([1.0, -2.0]), tf.constant([0.5, 0.5])).numpy()
-    np.testing.assert_allclose(table[0, 1], np.sqrt(5.0), rtol=1e-6)
+    f = tf.function(lambda a, b: stats.tensor_stats([a, b]), jit_compile=True)
+    got = f(tf.constant([1.0, -2.0]), tf.constant([0.5, 0.5])).numpy()
+    np.testing.assert_allclose(got[0, 1], np.sqrt(5.0), rtol=1e-6)

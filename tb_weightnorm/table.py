@@ -1,0 +1,157 @@
+"""Assembles a norm table in the graph: which rows and columns, and their values.
+
+Pure TensorFlow, no I/O: the optimizer hook calls it inside the train step,
+and `log()` inside the user's loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, Mapping, Optional, Sequence, Tuple
+
+import tensorflow as tf
+
+from tb_weightnorm import metadata, stats
+from tb_weightnorm.model_variables import TrackedVariable, names_of
+
+_NAN = float("nan")
+
+
+@dataclasses.dataclass(frozen=True)
+class TableSpec:
+    """What a norm table holds.
+
+    Attributes:
+        rows: one per variable or gate, in model order; a `(global)` row
+            follows them when `global_row` is set.
+        computed: every column computed, in `metadata.table_stat_names` order.
+        stats: the columns stored (a subset of `computed`, same order).
+        global_row: whether the table ends with the whole-model row.
+        gradient_note: what the gradients are, where it matters.
+    """
+
+    rows: Tuple[TrackedVariable, ...]
+    computed: Tuple[str, ...]
+    stats: Tuple[str, ...]
+    global_row: bool
+    gradient_note: str = ""
+
+    @property
+    def with_gradients(self) -> bool:
+        return "gradient/l2" in self.computed
+
+    @property
+    def with_updates(self) -> bool:
+        return "update/l2" in self.computed
+
+    @property
+    def with_dist_init(self) -> bool:
+        return "weight/dist_init" in self.computed
+
+    def names(self) -> metadata.NormTableNames:
+        variables, layers = names_of(self.rows)
+        if self.global_row:
+            variables += (metadata.GLOBAL_ROW,)
+            layers += (metadata.GLOBAL_LAYER,)
+        return metadata.NormTableNames(variables, layers, self.stats, self.gradient_note)
+
+
+def make_spec(
+    rows: Sequence[TrackedVariable],
+    *,
+    gradients: bool,
+    updates: bool,
+    dist_init: bool,
+    stats: Optional[Sequence[str]] = None,
+    gradient_note: str = "",
+) -> TableSpec:
+    """A table spec; `stats` are glob patterns choosing the stored columns."""
+    computed = metadata.table_stat_names(gradients=gradients, updates=updates, dist_init=dist_init)
+    chosen = metadata.select_stats(computed, stats)
+    return TableSpec(tuple(rows), computed, chosen, global_row=gradients, gradient_note=gradient_note)
+
+
+def _by_row(rows, values: Mapping[int, object], keep=lambda row: True):
+    out = []
+    for row in rows:
+        value = values.get(id(row.variable))
+        out.append(row.slice_of(value) if value is not None and keep(row) else None)
+    return out
+
+
+def compute(
+    spec: TableSpec,
+    *,
+    weights: Mapping[int, tf.Tensor],
+    gradients: Optional[Mapping[int, object]] = None,
+    before: Optional[Mapping[int, tf.Tensor]] = None,
+    initial: Optional[Mapping[int, tf.Tensor]] = None,
+    all_gradients: Sequence = (),
+    all_weights: Sequence = (),
+) -> tf.Tensor:
+    """The table's values, float32 [rows (+1), len(spec.stats)].
+
+    Args:
+        spec: what to compute.
+        weights: id(variable) -> its current value.
+        gradients: id(variable) -> the gradient applied (None or absent: none).
+        before: id(variable) -> its value before this step's update.
+        initial: id(variable) -> its value when logging started.
+        all_gradients, all_weights: every gradient and variable the optimizer
+            got (also those not logged), for the global row.
+    """
+    rows = spec.rows
+    n = len(rows)
+    w = [row.slice_of(weights[id(row.variable)]) for row in rows]
+    weight_stats = stats.tensor_stats(w)
+    columns = [weight_stats]
+    if spec.with_dist_init:
+        start = _by_row(rows, initial or {})
+        diffs = [None if s is None else wi - tf.cast(s, wi.dtype) for wi, s in zip(w, start)]
+        columns.append(_present_rows(diffs, n, 1, lambda ds: stats.tensor_stats(ds)[:, 1:2]))
+    if spec.with_gradients:
+        g = _by_row(rows, gradients or {}, keep=lambda row: row.trainable)
+        columns.append(_present_rows(g, n, len(metadata.TENSOR_STATS), stats.tensor_stats))
+        dead = [
+            stats.dead_unit_fraction(gi) if gi is not None and row.has_units else tf.constant(_NAN)
+            for gi, row in zip(g, rows)
+        ]
+        columns.append(tf.reshape(tf.stack(dead), [n, 1]) if dead else tf.zeros([0, 1]))
+    if spec.with_updates:
+        b = _by_row(rows, before or {}, keep=lambda row: row.trainable)
+        updates = [None if bi is None else wi - tf.cast(bi, wi.dtype) for wi, bi in zip(w, b)]
+        weight_l2 = weight_stats[:, 1]
+        present = [i for i, u in enumerate(updates) if u is not None]
+        columns.append(
+            _present_rows(
+                updates, n, len(metadata.UPDATE_STATS),
+                lambda us: stats.update_stats(us, tf.gather(weight_l2, present)),
+            )
+        )
+    table = tf.concat(columns, axis=1)
+    if spec.global_row:
+        table = tf.concat([table, _global_row(spec, all_weights, all_gradients)], axis=0)
+    if spec.stats != spec.computed:
+        table = tf.gather(table, [spec.computed.index(s) for s in spec.stats], axis=1)
+    return table
+
+
+def _global_row(spec: TableSpec, all_weights, all_gradients) -> tf.Tensor:
+    values = {
+        "weight/l2": stats.global_norm(list(all_weights)),
+        "gradient/l2": stats.global_norm(list(all_gradients)),
+    }
+    return tf.reshape(
+        tf.stack([values.get(name, tf.constant(_NAN)) for name in spec.computed]), [1, len(spec.computed)]
+    )
+
+
+def _present_rows(values: Sequence, n: int, width: int, compute_fn) -> tf.Tensor:
+    present = [i for i, v in enumerate(values) if v is not None]
+    if len(present) == n:
+        return compute_fn(list(values))
+    missing = tf.fill([n, width], _NAN)
+    if not present:
+        return missing
+    computed = compute_fn([values[i] for i in present])
+    return tf.tensor_scatter_nd_update(missing, [[i] for i in present], computed)
