@@ -156,7 +156,7 @@ class WeightHealthPlugin(base_plugin.TBPlugin):
                 except metadata.UnreadableMetadata:
                     continue
                 if names is not None:
-                    variables.update(names.variables)
+                    variables.update(v for v in names.variables if v != metadata.GLOBAL_ROW)
                     for stat in names.stats:
                         stats.setdefault(stat, None)
             runs.append(

@@ -51,7 +51,8 @@ def test_table_latest_and_chosen_step_match_load(client, demo_logdir):
     assert latest["steps"] == [1, 3, 5, 7, 9, 11, 13, 15]
     assert latest["step"] == 15
     layers = [row["layer"] for row in latest["rows"]]
-    assert layers == ["conv1", "conv1", "conv2", "conv2", "dense", "dense", "logits", "logits"]
+    assert layers == ["conv1", "conv1", "conv2", "conv2", "dense", "dense", "logits", "logits", "(model)"]
+    assert latest["rows"][-1]["variable"] == "(global)"
     _, at5 = get(client, f"table?run={RUN}&step=5")
     assert at5["step"] == 5
     frame = tb_weightnorm.load(str(demo_logdir))
@@ -61,6 +62,9 @@ def test_table_latest_and_chosen_step_match_load(client, demo_logdir):
             expected = frame[
                 (frame.step == 5) & (frame.variable == row["variable"]) & (frame.kind == kind) & (frame.stat == name)
             ].value
+            if value is None:  # not measured: load() leaves it out
+                assert len(expected) == 0
+                continue
             assert len(expected) == 1
             assert value == pytest.approx(float(expected.iloc[0]), rel=1e-6)
 
@@ -74,7 +78,7 @@ def test_series_of_chosen_variables(client):
         assert len(series["values"]) == 8
         assert all(isinstance(v, float) and v > 0 for v in series["values"])
     _, everything = get(client, f"series?run={RUN}&stat=update/ratio")
-    assert len(everything["series"]) == 8
+    assert len(everything["series"]) == 9  # the variables and the (global) row
 
 
 @pytest.mark.parametrize(
@@ -125,10 +129,12 @@ def test_load_returns_the_long_frame(demo_logdir):
     assert list(frame.columns) == ["run", "step", "wall_time", "layer", "variable", "kind", "stat", "value"]
     assert set(frame.run) == {RUN}
     assert set(frame.kind) == {"weight", "gradient", "update"}
-    assert set(frame.stat) == set(metadata.TENSOR_STATS) | set(metadata.UPDATE_STATS)
-    # 8 steps x 8 variables x 20 stats, all measured.
-    assert len(frame) == 8 * 8 * 20
+    assert set(frame.stat) == set(metadata.TENSOR_STATS) | {"dist_init", "dead_fraction"} | set(metadata.UPDATE_STATS)
+    # 8 steps x 8 variables x 22 stats, all measured but the dead fraction of
+    # the 4 biases (no units), and the global row's weight and gradient l2.
+    assert len(frame) == 8 * (8 * 22 - 4 + 2)
     assert np.isfinite(frame.value).all()
+    assert set(frame[frame.variable == "(global)"].stat) == {"l2"}
 
 
 def test_load_without_pandas_says_how_to_install_it(demo_logdir):
