@@ -84,7 +84,8 @@ class WeightHealthCallback(keras.callbacks.Callback):
         self.options = options
         self._writer: Optional[tf.summary.SummaryWriter] = None
         self._recorder: Optional[AppliedUpdateRecorder] = None
-        self._convs = []
+        self._convs = None
+        self._names = None  # (spec, norm table names, histogram names)
         self._chief = True
         # Keras need not turn the logs into numpy for us: we never read them.
         self._supports_tf_logs = True
@@ -97,54 +98,59 @@ class WeightHealthCallback(keras.callbacks.Callback):
                 "`model.compile(optimizer=..., loss=...)` before `model.fit`."
             )
         options = self.options
-        rows = model_variables.tracked_variables(
-            model,
-            trainable_only=options.trainable_only,
-            include=options.include,
-            exclude=options.exclude,
-            split_gates=options.split_gates,
-        )
         strategy = model.distribute_strategy
         self._chief = _is_chief(strategy)
-        unique = {id(r.variable): r.variable for r in rows}.values()
-        elements = sum(int(np.prod(v.shape)) for v in unique)
-        spec = table.make_spec(
-            rows,
-            gradients=True,
-            updates=True,
-            dist_init=options.keeps_initial_weights(elements),
-            stats=options.stats,
-            gradient_note=gradient_note(model.optimizer, strategy.num_replicas_in_sync),
-        )
+        note = gradient_note(model.optimizer, strategy.num_replicas_in_sync)
+
+        def make_spec() -> table.TableSpec:
+            rows = model_variables.tracked_variables(
+                model,
+                trainable_only=options.trainable_only,
+                include=options.include,
+                exclude=options.exclude,
+                split_gates=options.split_gates,
+            )
+            unique = {id(r.variable): r.variable for r in rows}.values()
+            elements = sum(int(np.prod(v.shape)) for v in unique)
+            return table.make_spec(
+                rows,
+                gradients=True,
+                updates=True,
+                dist_init=options.keeps_initial_weights(elements),
+                stats=options.stats,
+                gradient_note=note,
+            )
+
         self._recorder = AppliedUpdateRecorder(
             model.optimizer,
-            spec,
+            make_spec,
             every_n_steps=self.every_n_steps,
             histogram_every_n_steps=self.histogram_every_n_steps,
             histogram_bins=options.histogram_bins,
             steps_per_execution=int(getattr(model, "steps_per_execution", 1) or 1),
+            # A subclassed model may create its variables in its first call.
+            ready_now=bool(model.built and model.variables),
         )
-        self._names = spec.names()
-        self._histogram_names = table.make_spec(rows, gradients=False, updates=False, dist_init=False).names()
         self._recorder.install()
         # The train function may have been traced before the hook existed (an
         # earlier fit): trace it again so the hook is in it.
         model.make_train_function(force=True)
         if self._chief and self._writer is None:
             self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "train"))
-        self._convs = (
-            model_variables.conv_kernels(model, include=options.include, exclude=options.exclude)
-            if self.kernel_grid_every_n_epochs
-            else []
-        )
+        self._convs = None
         self._write_kernel_grids()
 
     def _step(self) -> int:
         return applied_steps(self.model.optimizer)
 
     def _write_kernel_grids(self) -> None:
-        if not self._convs or not self._chief:
+        if not self.kernel_grid_every_n_epochs or not self._chief:
             return
+        if self._convs is None:
+            if not (self.model.built and self.model.variables):
+                return  # built in its first call: the first grids come at epoch end
+            options = self.options
+            self._convs = model_variables.conv_kernels(self.model, include=options.include, exclude=options.exclude)
         step = self._step()
         with self._writer.as_default():
             for conv in self._convs:
@@ -154,15 +160,21 @@ class WeightHealthCallback(keras.callbacks.Callback):
         recorder = self._recorder
         if recorder is None:
             return
-        norms = recorder.norms.drain()
-        hists = recorder.histograms.drain() if recorder.histograms is not None else []
+        norms = recorder.drain_norms()
+        hists = recorder.drain_histograms()
         if not self._chief or not (norms or hists):
             return
+        spec = recorder.spec
+        if self._names is None or self._names[0] is not spec:
+            hist_spec = table.make_spec(spec.rows, gradients=False, updates=False, dist_init=False)
+            self._names = (spec, spec.names(), hist_spec.names())
+        _, names, hist_names = self._names
         with self._writer.as_default():
             for step, values in norms:
-                summary.write_norm_table(self._names, values, step)
-            for step, values in hists:
-                summary.write_histograms(self._histogram_names, self.options.histogram_bins, values, step)
+                summary.write_norm_table(names, values, step)
+            if hists:
+                for step, values in hists:
+                    summary.write_histograms(hist_names, self.options.histogram_bins, values, step)
 
     def on_train_batch_end(self, batch, logs=None):
         self._write_recorded()

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -115,47 +115,61 @@ class AppliedUpdateRecorder:
 
     Args:
         optimizer: the model's optimizer (possibly a LossScaleOptimizer).
-        spec: the norm table to record.
+        make_spec: returns the norm table to record. It is called at once if
+            `ready_now`, else when the train step is first traced: a
+            subclassed model creates its variables only in its first call.
         every_n_steps: record norms on steps whose 0-based index is a multiple of it.
         histogram_every_n_steps: the same for histograms; 0 for none.
         histogram_bins: buckets per histogram.
         steps_per_execution: how many steps run between two drains.
+        ready_now: whether the model's variables exist already.
     """
 
     def __init__(
         self,
         optimizer,
-        spec: table.TableSpec,
+        make_spec: Callable[[], table.TableSpec],
         *,
         every_n_steps: int,
         histogram_every_n_steps: int = 0,
         histogram_bins: int = 32,
         steps_per_execution: int = 1,
+        ready_now: bool = True,
     ):
         self._optimizer = innermost_optimizer(optimizer)
-        self.spec = spec
+        self._make_spec = make_spec
         self._every = int(every_n_steps)
         self._hist_every = int(histogram_every_n_steps)
         self._bins = int(histogram_bins)
+        self._steps_per_execution = int(steps_per_execution)
+        self.spec: Optional[table.TableSpec] = None
+        self.norms: Optional[_RingBuffer] = None
+        self.histograms: Optional[_RingBuffer] = None
+        self._installed = False
+        if ready_now:
+            self._prepare()
+
+    def _prepare(self) -> None:
+        """Decides the rows and creates the buffers and weight copies (outside
+        any graph being traced, so they are plain variables made once)."""
+        if self.spec is not None:
+            return
+        spec = self._make_spec()
         rows = spec.rows
         variables: Dict[int, object] = {}
         for row in rows:
             variables.setdefault(_variable_key(row.variable), row.variable)
-        self._variables = variables
         n_rows = len(rows) + (1 if spec.global_row else 0)
         with tf.init_scope():
             self.norms = _RingBuffer(
-                _capacity(steps_per_execution, self._every), [n_rows, len(spec.stats)], "norm_tables"
+                _capacity(self._steps_per_execution, self._every), [n_rows, len(spec.stats)], "norm_tables"
             )
-            self.histograms = (
-                _RingBuffer(
-                    _capacity(steps_per_execution, self._hist_every),
+            if self._hist_every:
+                self.histograms = _RingBuffer(
+                    _capacity(self._steps_per_execution, self._hist_every),
                     [2, len(rows), len(histograms.histogram_columns(self._bins))],
                     "histograms",
                 )
-                if self._hist_every
-                else None
-            )
             trainable = {_variable_key(r.variable) for r in rows if r.trainable}
             self._before = (
                 {k: tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False, name="before")
@@ -169,7 +183,14 @@ class AppliedUpdateRecorder:
                 if spec.with_dist_init
                 else {}
             )
-        self._installed = False
+        self._variables = variables
+        self.spec = spec
+
+    def drain_norms(self) -> List[Tuple[int, np.ndarray]]:
+        return self.norms.drain() if self.norms is not None else []
+
+    def drain_histograms(self) -> List[Tuple[int, np.ndarray]]:
+        return self.histograms.drain() if self.histograms is not None else []
 
     # -- in the train step -------------------------------------------------
 
@@ -241,6 +262,7 @@ class AppliedUpdateRecorder:
         recorder = self
 
         def apply(grads, trainable_variables=None):
+            recorder._prepare()  # at first trace, for models built in their first call
             variables = (
                 list(trainable_variables)
                 if trainable_variables is not None

@@ -138,28 +138,34 @@ def write_kernel_grid(conv: model_variables.ConvKernel, step, *, max_filters: in
     return tf.summary.write(metadata.kernel_grid_tag(conv.path), lambda: tf.reshape(blobs(), [4]), step=step, metadata=md)
 
 
-class _InitialWeights:
-    """W_0 of variables logged with `log()`: copied the first time each is logged."""
+class _WeightCopies:
+    """Copies of variables logged with `log()`, kept between calls: W_0 (taken
+    the first time a variable is logged) or W at the previous call."""
 
-    def __init__(self):
-        self._copies = weakref.WeakKeyDictionary()
+    def __init__(self, name: str):
+        self._name = name
+        # Keyed by id: Keras variables are not hashable. An entry goes when its
+        # variable does.
+        self._copies = {}
 
     def of(self, variables) -> dict:
+        """id(variable) -> (copy, seen flag), both tf.Variables, made on first use."""
         out = {}
         for variable in variables:
-            try:
-                copy = self._copies.get(variable)
-            except TypeError:  # not weak-referenceable: no distance from init
-                continue
-            if copy is None:
+            key = id(variable)
+            entry = self._copies.get(key)
+            if entry is None:
                 with tf.init_scope():
-                    copy = tf.Variable(tf.convert_to_tensor(variable), trainable=False, name="initial")
-                self._copies[variable] = copy
-            out[id(variable)] = tf.convert_to_tensor(copy)
+                    copy = tf.Variable(tf.convert_to_tensor(variable), trainable=False, name=self._name)
+                    seen = tf.Variable(False, trainable=False, name=self._name + "_seen")
+                entry = self._copies[key] = (copy, seen)
+                weakref.finalize(variable, self._copies.pop, key, None)
+            out[key] = entry
         return out
 
 
-_initial_weights = _InitialWeights()
+_initial_weights = _WeightCopies("initial")
+_previous_weights = _WeightCopies("previous")
 
 
 def _due(step, every_n: int):
@@ -259,23 +265,39 @@ def log(
     unique = list({id(r.variable): r.variable for r in rows}.values())
     elements = sum(int(np.prod(v.shape)) for v in unique)
     keep_initial = options.keeps_initial_weights(elements)
+    # The same budget decides the copy for the update (W now - W at the
+    # previous call: with log() every step, exactly that step's update).
     spec = table.make_spec(
-        rows, gradients=gradients is not None, updates=False, dist_init=keep_initial, stats=options.stats
+        rows,
+        gradients=gradients is not None,
+        updates=keep_initial,
+        dist_init=keep_initial,
+        stats=options.stats,
     )
-    initial = _initial_weights.of(unique) if keep_initial else {}
-
-    def values():
-        weights = {id(v): tf.convert_to_tensor(v) for v in unique}
-        return table.compute(
-            spec,
-            weights=weights,
-            gradients=by_variable,
-            initial=initial,
-            all_gradients=gradients or (),
-            all_weights=[tf.convert_to_tensor(v) for v in trainable],
-        )
-
+    initial = {k: c for k, (c, _) in _initial_weights.of(unique).items()} if keep_initial else {}
+    previous = _previous_weights.of(unique) if keep_initial else {}
+    weights = {id(v): tf.convert_to_tensor(v) for v in unique}
+    values = table.compute(
+        spec,
+        weights=weights,
+        gradients=by_variable,
+        initial={k: tf.convert_to_tensor(c) for k, c in initial.items()},
+        before={k: tf.convert_to_tensor(c) for k, (c, _) in previous.items()},
+        all_gradients=gradients or (),
+        all_weights=[tf.convert_to_tensor(v) for v in trainable],
+    )
+    if previous:
+        # No update on the first call: there is no previous weight yet.
+        had_previous = tf.reduce_all(tf.stack([seen.read_value() for _, seen in previous.values()]))
+        update_columns = tf.constant([s.startswith("update/") for s in spec.stats])
+        values = tf.where(tf.logical_and(update_columns, tf.logical_not(had_previous)), float("nan"), values)
     written = write_norm_table(spec.names(), values, step)
+    with tf.control_dependencies([values]):
+        for variable in unique:
+            if id(variable) in previous:
+                copy, seen = previous[id(variable)]
+                copy.assign(weights[id(variable)])
+                seen.assign(True)
     if histogram_every_n_steps:
         hist_names = table.make_spec(rows, gradients=False, updates=False, dist_init=False).names()
 
