@@ -11,8 +11,8 @@ function (one execution may run several steps: `steps_per_execution`).
 
 Under a LossScaleOptimizer (mixed precision) the hook sits on the inner
 optimizer, which receives the unscaled gradients. Under `tf.distribute`, each
-replica holds its local gradient: on a logged step the hook all-reduces them
-(SUM, as Keras does before applying), and only replica 0 records.
+replica holds its local gradient; Keras sums them (after clipping each) before
+applying, and the hook keeps those sums; only replica 0 records.
 """
 
 from __future__ import annotations
@@ -51,12 +51,14 @@ def gradient_note(optimizer, num_replicas: int = 1) -> str:
         for name in ("clipnorm", "clipvalue", "global_clipnorm")
         if getattr(inner, name, None) is not None
     ]
-    notes = []
     if num_replicas > 1:
-        notes.append(f"summed over {num_replicas} replicas")
+        note = f"summed over {num_replicas} replicas, as applied"
+        if clipping:
+            note += f"; each replica's gradient clipped first ({', '.join(clipping)})"
+        return note
     if clipping:
-        notes.append(f"before clipping ({', '.join(clipping)})")
-    return "; ".join(notes)
+        return f"before clipping ({', '.join(clipping)})"
+    return ""
 
 
 def _variable_key(variable) -> int:
@@ -227,21 +229,13 @@ class AppliedUpdateRecorder:
         return self.histograms.write(step, value)
 
     @staticmethod
-    def _all_reduced(grads: List) -> List:
-        """The gradients summed over replicas, as Keras sums them before applying."""
+    def _replicas() -> int:
         context = tf.distribute.get_replica_context()
-        if context is None or context.num_replicas_in_sync == 1:
-            return grads
-        present = [i for i, g in enumerate(grads) if g is not None]
-        reduced = context.all_reduce(tf.distribute.ReduceOp.SUM, [grads[i] for i in present])
-        out = list(grads)
-        for i, r in zip(present, reduced):
-            out[i] = r
-        return out
+        return 1 if context is None else int(context.num_replicas_in_sync)
 
     @staticmethod
     def _is_recording_replica() -> bool:
-        """Replica 0 records; the others only join the all-reduce."""
+        """Replica 0 records; the others leave it to replica 0."""
         context = tf.distribute.get_replica_context()
         if context is None or context.num_replicas_in_sync == 1:
             return True
@@ -249,7 +243,13 @@ class AppliedUpdateRecorder:
         return replica is None or int(replica) == 0
 
     def install(self) -> None:
-        """Wraps `apply` on the optimizer instance (not its class)."""
+        """Wraps `apply` on the optimizer instance (not its class).
+
+        Under tf.distribute it also wraps `_all_reduce_sum_gradients`, to keep
+        the summed gradients Keras computes for the update: reducing them again
+        inside a conditional is not allowed (a merge_call in control flow), and
+        reducing them every step would double the communication.
+        """
         if self._installed:
             return
         optimizer = self._optimizer
@@ -259,7 +259,14 @@ class AppliedUpdateRecorder:
                 "Use one WeightHealthCallback per model.fit."
             )
         original = optimizer.apply
+        original_all_reduce = getattr(optimizer, "_all_reduce_sum_gradients", None)
         recorder = self
+        reduced: List = []
+
+        def all_reduce_sum_gradients(grads_and_vars):
+            out = original_all_reduce(grads_and_vars)
+            reduced.append(list(out))
+            return out
 
         def apply(grads, trainable_variables=None):
             recorder._prepare()  # at first trace, for models built in their first call
@@ -269,40 +276,47 @@ class AppliedUpdateRecorder:
                 else list(optimizer._trainable_variables)  # pylint: disable=protected-access
             )
             grads = list(grads)
+            recording = recorder._is_recording_replica()
             # Read before `apply` increments it: the index of this update.
             iteration = tf.cast(tf.convert_to_tensor(optimizer.iterations), tf.int64)
             step = iteration + 1
             due_norms = tf.equal(tf.math.floormod(iteration, recorder._every), 0)
-            if recorder._before:
+            if recorder._before and recording:
                 tf.cond(due_norms, recorder._snapshot, lambda: tf.constant(False))
+            del reduced[:]
             result = original(grads, trainable_variables)
-            recording = recorder._is_recording_replica()
+            if not recording:
+                return result
+            by_variable = {_variable_key(v): g for v, g in zip(variables, grads) if g is not None}
+            applied = grads
+            if recorder._replicas() > 1 and reduced:
+                # Keras applies the replicas' gradients summed: log those.
+                key_of = {id(getattr(v, "value", v)): _variable_key(v) for v in variables}
+                by_variable = {
+                    key_of[id(v)]: g for g, v in reduced[-1] if g is not None and id(v) in key_of
+                }
+                applied = [g for g, _ in reduced[-1]]
 
             def norms():
-                applied = recorder._all_reduced(grads)
-                if not recording:
-                    return tf.constant(False)
-                by_variable = {_variable_key(v): g for v, g in zip(variables, applied) if g is not None}
                 return recorder._record_norms(step, by_variable, applied, variables)
 
             tf.cond(due_norms, norms, lambda: tf.constant(False))
             if recorder.histograms is not None:
                 due_histograms = tf.equal(tf.math.floormod(iteration, recorder._hist_every), 0)
-
-                def hist():
-                    applied = recorder._all_reduced(grads)
-                    if not recording:
-                        return tf.constant(False)
-                    by_variable = {_variable_key(v): g for v, g in zip(variables, applied) if g is not None}
-                    return recorder._record_histograms(step, by_variable)
-
-                tf.cond(due_histograms, hist, lambda: tf.constant(False))
+                tf.cond(
+                    due_histograms,
+                    lambda: recorder._record_histograms(step, by_variable),
+                    lambda: tf.constant(False),
+                )
             return result
 
         optimizer.apply = apply
+        if original_all_reduce is not None:
+            optimizer._all_reduce_sum_gradients = all_reduce_sum_gradients
         self._installed = True
 
     def uninstall(self) -> None:
         if self._installed:
             del self._optimizer.apply
+            vars(self._optimizer).pop("_all_reduce_sum_gradients", None)
             self._installed = False
