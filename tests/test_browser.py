@@ -53,7 +53,8 @@ def test_tab_shows_the_models_layers(browser, demo_logdir, tmp_path):
         for layer in ["conv1", "conv2", "dense", "logits"]:
             assert layer in text
         assert "shapes_cnn/conv1/kernel" in text
-        assert frame.locator("[data-testid=norm-row]").count() == 8
+        assert frame.locator("[data-testid=norm-row]").count() == 9  # 8 variables and (global)
+        assert "(global)" in text
         # The run selector lists the run, and the chart drew on a canvas.
         assert "healthy_cnn/train" in frame.locator("[data-testid=run-select]").inner_text()
         frame.locator("[data-testid=chart] canvas").first.wait_for(timeout=30_000)
