@@ -103,13 +103,7 @@ class WeightHealthCallback(keras.callbacks.Callback):
         note = gradient_note(model.optimizer, strategy.num_replicas_in_sync)
 
         def make_spec() -> table.TableSpec:
-            rows = model_variables.tracked_variables(
-                model,
-                trainable_only=options.trainable_only,
-                include=options.include,
-                exclude=options.exclude,
-                split_gates=options.split_gates,
-            )
+            rows = model_variables.rows_for(model, options)
             unique = {id(r.variable): r.variable for r in rows}.values()
             elements = sum(int(np.prod(v.shape)) for v in unique)
             return table.make_spec(

@@ -29,7 +29,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
-from tb_weightnorm.stats import _as_float32, _chunks, _static_size
+from tb_weightnorm.stats import _as_float32, segmented_chunks
 
 # Columns after the buckets, in this order, in the counts table of a chunk.
 _NON_FINITE = ("nan_count", "neg_inf_count", "pos_inf_count")
@@ -125,23 +125,14 @@ def histograms(tensors: Sequence, bins: int) -> tf.Tensor:
     # Deduplicated IndexedSlices have a data-dependent size, unknown to
     # _static_size inside a graph, so they are bucketed alone there; that also
     # keeps XLA from having to concatenate dynamically shaped pieces.
-    sizes = [_static_size(f) for f in flats]
     parts = []
-    for group in _chunks(sizes):
-        members = [flats[i] for i in group]
-        if len(members) == 1:
-            flat = members[0]
-            ids = tf.zeros(tf.shape(flat), tf.int32)
-        else:
-            flat = tf.concat(members, axis=0)
-            lengths = tf.stack([tf.size(m, out_type=tf.int32) for m in members])
-            ids = tf.repeat(tf.range(len(members), dtype=tf.int32), lengths)
+    for group, flat, ids in segmented_chunks(flats):
         zeros = None
         if any(implicit[i] is not None for i in group):
             zeros = tf.stack(
                 [implicit[i] if implicit[i] is not None else tf.constant(0, tf.int64) for i in group]
             )
-        parts.append(_segment_histograms(flat, ids, len(members), bins, zeros))
+        parts.append(_segment_histograms(flat, ids, len(group), bins, zeros))
     return tf.concat(parts, axis=0)
 
 

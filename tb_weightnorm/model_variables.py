@@ -186,6 +186,17 @@ def tracked_variables(
     return rows
 
 
+def rows_for(model_or_variables, options) -> List[TrackedVariable]:
+    """`tracked_variables` with the choices of a `LogOptions`."""
+    return tracked_variables(
+        model_or_variables,
+        trainable_only=options.trainable_only,
+        include=options.include,
+        exclude=options.exclude,
+        split_gates=options.split_gates,
+    )
+
+
 def _is_float(variable) -> bool:
     dtype = getattr(variable, "dtype", None)
     name = getattr(dtype, "name", None) or str(dtype)

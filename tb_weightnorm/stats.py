@@ -126,11 +126,10 @@ def tensor_stats(tensors: Sequence) -> tf.Tensor:
     return _dense_stats(tensors)
 
 
-def _dense_stats(tensors: Sequence) -> tf.Tensor:
-    flats = [tf.reshape(_as_float32(t), [-1]) for t in tensors]
-    sizes = [_static_size(f) for f in flats]
-    parts = []
-    for group in _chunks(sizes):
+def segmented_chunks(flats: Sequence[tf.Tensor]):
+    """Yields (indices, flat, segment ids) for chunks of 1-D tensors: small ones
+    concatenated so a few large ops serve them all, a large one alone."""
+    for group in _chunks([_static_size(f) for f in flats]):
         members = [flats[i] for i in group]
         if len(members) == 1:
             flat = members[0]
@@ -139,7 +138,12 @@ def _dense_stats(tensors: Sequence) -> tf.Tensor:
             flat = tf.concat(members, axis=0)
             lengths = tf.stack([tf.size(m, out_type=tf.int32) for m in members])
             ids = tf.repeat(tf.range(len(members), dtype=tf.int32), lengths)
-        parts.append(_segment_stats(flat, ids, len(members)))
+        yield group, flat, ids
+
+
+def _dense_stats(tensors: Sequence) -> tf.Tensor:
+    flats = [tf.reshape(_as_float32(t), [-1]) for t in tensors]
+    parts = [_segment_stats(flat, ids, len(group)) for group, flat, ids in segmented_chunks(flats)]
     return tf.concat(parts, axis=0)
 
 

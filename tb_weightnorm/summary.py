@@ -244,13 +244,7 @@ def log(
                 "`tf.summary.experimental.set_step(step)`."
             )
     _require_writer("log")
-    rows = model_variables.tracked_variables(
-        model_or_variables,
-        trainable_only=options.trainable_only,
-        include=options.include,
-        exclude=options.exclude,
-        split_gates=options.split_gates,
-    )
+    rows = model_variables.rows_for(model_or_variables, options)
     trainable = _trainable_in_gradient_order(model_or_variables)
     by_variable = None
     if gradients is not None:

@@ -141,7 +141,7 @@ def test_many_variables_split_into_chunks(monkeypatch):
         groups.append(result)
         return result
 
-    monkeypatch.setattr(hist_module, "_chunks", recording_chunks)
+    monkeypatch.setattr(stats, "_chunks", recording_chunks)
     rng = np.random.default_rng(1)
     arrays = [rng.normal(size=n).astype(np.float32) for n in [3, 4, 25, 2, 9, 1, 0, 5]]
     arrays[3][1] = np.nan
