@@ -135,9 +135,10 @@ def test_huge_values_do_not_overflow():
 def test_many_variables_split_into_chunks(monkeypatch):
     monkeypatch.setattr(stats, "_CHUNK_ELEMENTS", 10)
     groups = []
+    chunks = stats._chunks
 
     def recording_chunks(sizes):
-        result = stats._chunks(sizes)
+        result = chunks(sizes)
         groups.append(result)
         return result
 
