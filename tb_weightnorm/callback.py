@@ -9,14 +9,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tb_weightnorm import model_variables, summary, table
+from tb_weightnorm import model_variables, summary, table, tf_state
 from tb_weightnorm.optimizer_hook import AppliedUpdateRecorder, applied_steps, gradient_note
 from tb_weightnorm.options import LogOptions, every
-
-
-def _is_chief(strategy) -> bool:
-    """Only one worker of a multi-worker run writes (Keras' own convention)."""
-    return bool(getattr(strategy.extended, "should_checkpoint", True))
 
 
 class WeightHealthCallback(keras.callbacks.Callback):
@@ -99,7 +94,7 @@ class WeightHealthCallback(keras.callbacks.Callback):
             )
         options = self.options
         strategy = model.distribute_strategy
-        self._chief = _is_chief(strategy)
+        self._chief = tf_state.is_chief(strategy)
         note = gradient_note(model.optimizer, strategy.num_replicas_in_sync)
 
         def make_spec() -> table.TableSpec:

@@ -26,6 +26,8 @@ import tensorflow as tf
 
 from tb_weightnorm import histograms, table
 from tb_weightnorm.model_variables import TrackedVariable
+from tb_weightnorm import tf_state
+from tb_weightnorm.tf_state import plain_variable
 
 logger = logging.getLogger(__name__)
 
@@ -70,9 +72,9 @@ class _RingBuffer:
 
     def __init__(self, capacity: int, shape: Sequence[int], name: str):
         self.capacity = capacity
-        self.values = tf.Variable(tf.zeros([capacity, *shape]), trainable=False, name=name)
-        self.steps = tf.Variable(tf.zeros([capacity], tf.int64), trainable=False, name=name + "_steps")
-        self.count = tf.Variable(tf.constant(0, tf.int64), trainable=False, name=name + "_count")
+        self.values = plain_variable(tf.zeros([capacity, *shape]), name)
+        self.steps = plain_variable(tf.zeros([capacity], tf.int64), name + "_steps")
+        self.count = plain_variable(tf.constant(0, tf.int64), name + "_count")
         self._lost_warned = False
 
     def write(self, step, value) -> tf.Tensor:
@@ -174,13 +176,13 @@ class AppliedUpdateRecorder:
                 )
             trainable = {_variable_key(r.variable) for r in rows if r.trainable}
             self._before = (
-                {k: tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False, name="before")
+                {k: plain_variable(tf.zeros(v.shape, v.dtype), "before")
                  for k, v in variables.items() if k in trainable}
                 if spec.with_updates
                 else {}
             )
             self._initial = (
-                {k: tf.Variable(tf.convert_to_tensor(v), trainable=False, name="initial")
+                {k: plain_variable(tf.convert_to_tensor(v), "initial")
                  for k, v in variables.items()}
                 if spec.with_dist_init
                 else {}
@@ -228,20 +230,6 @@ class AppliedUpdateRecorder:
         value = tf.stack([histograms.histograms(w, self._bins), histograms.histograms(g, self._bins)])
         return self.histograms.write(step, value)
 
-    @staticmethod
-    def _replicas() -> int:
-        context = tf.distribute.get_replica_context()
-        return 1 if context is None else int(context.num_replicas_in_sync)
-
-    @staticmethod
-    def _is_recording_replica() -> bool:
-        """Replica 0 records; the others leave it to replica 0."""
-        context = tf.distribute.get_replica_context()
-        if context is None or context.num_replicas_in_sync == 1:
-            return True
-        replica = tf.get_static_value(context.replica_id_in_sync_group)
-        return replica is None or int(replica) == 0
-
     def install(self) -> None:
         """Wraps `apply` on the optimizer instance (not its class).
 
@@ -276,7 +264,7 @@ class AppliedUpdateRecorder:
                 else list(optimizer._trainable_variables)  # pylint: disable=protected-access
             )
             grads = list(grads)
-            recording = recorder._is_recording_replica()
+            recording = tf_state.is_first_replica()
             # Read before `apply` increments it: the index of this update.
             iteration = tf.cast(tf.convert_to_tensor(optimizer.iterations), tf.int64)
             step = iteration + 1
@@ -289,7 +277,7 @@ class AppliedUpdateRecorder:
                 return result
             by_variable = {_variable_key(v): g for v, g in zip(variables, grads) if g is not None}
             applied = grads
-            if recorder._replicas() > 1 and reduced:
+            if tf_state.replicas_in_sync() > 1 and reduced:
                 # Keras applies the replicas' gradients summed: log those.
                 key_of = {id(getattr(v, "value", v)): _variable_key(v) for v in variables}
                 by_variable = {

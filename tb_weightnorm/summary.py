@@ -16,6 +16,8 @@ from tensorflow.python.ops import summary_ops_v2
 
 from tb_weightnorm import histograms, kernel_grid, metadata, model_variables, table
 from tb_weightnorm.options import LogOptions, every
+from tb_weightnorm import tf_state
+from tb_weightnorm.tf_state import plain_variable
 
 
 class _NamesSent:
@@ -29,8 +31,7 @@ class _NamesSent:
     def flag(self, writer, tag: str) -> tf.Variable:
         per_writer = self._flags.setdefault(writer, {})
         if tag not in per_writer:
-            with tf.init_scope():
-                per_writer[tag] = tf.Variable(False, trainable=False, name="names_sent")
+            per_writer[tag] = plain_variable(False, "names_sent")
         return per_writer[tag]
 
 
@@ -156,8 +157,9 @@ class _WeightCopies:
             entry = self._copies.get(key)
             if entry is None:
                 with tf.init_scope():
-                    copy = tf.Variable(tf.convert_to_tensor(variable), trainable=False, name=self._name)
-                    seen = tf.Variable(False, trainable=False, name=self._name + "_seen")
+                    value = tf.convert_to_tensor(variable)
+                copy = plain_variable(value, self._name)
+                seen = plain_variable(False, self._name + "_seen")
                 entry = self._copies[key] = (copy, seen)
                 weakref.finalize(variable, self._copies.pop, key, None)
             out[key] = entry
@@ -255,7 +257,14 @@ def log(
                 "variables. Pass the gradients of `model.trainable_variables`, in that order, as "
                 "`tape.gradient(loss, model.trainable_variables)` returns them."
             )
+        replicas = tf_state.replicas_in_sync()
+        if replicas > 1:
+            # Keras applies the replicas' gradients summed: log those. Every
+            # replica joins the sum; only replica 0 of the chief writes.
+            gradients = tf_state.sum_over_replicas(gradients)
         by_variable = {id(v): g for v, g in zip(trainable, gradients) if g is not None}
+    if not (tf_state.is_first_replica() and tf_state.is_chief()):
+        return tf.constant(False)
     unique = list({id(r.variable): r.variable for r in rows}.values())
     elements = sum(int(np.prod(v.shape)) for v in unique)
     keep_initial = options.keeps_initial_weights(elements)
@@ -267,6 +276,11 @@ def log(
         updates=keep_initial,
         dist_init=keep_initial,
         stats=options.stats,
+        gradient_note=(
+            f"summed over {tf_state.replicas_in_sync()} replicas, as applied"
+            if gradients is not None and tf_state.replicas_in_sync() > 1
+            else ""
+        ),
     )
     initial = {k: c for k, (c, _) in _initial_weights.of(unique).items()} if keep_initial else {}
     previous = _previous_weights.of(unique) if keep_initial else {}

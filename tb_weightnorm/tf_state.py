@@ -1,0 +1,54 @@
+"""The variables tb_weightnorm keeps for itself (buffers, weight copies, flags).
+
+They are plain resource variables on the host that made them, never mirrored:
+created while a `tf.distribute` strategy is tracing a replica function, a
+`tf.Variable` would become a distributed variable, and assigning one from a
+single replica (only replica 0 records) would wait forever for the others.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+from tensorflow.python.ops import resource_variable_ops
+
+
+def plain_variable(initial_value, name: str) -> tf.Variable:
+    """A non-trainable variable made outside any graph being traced, bypassing
+    the variable creators that distribution strategies install."""
+    with tf.init_scope():
+        return resource_variable_ops.ResourceVariable(initial_value, trainable=False, name=name)
+
+
+def replicas_in_sync() -> int:
+    """How many replicas run this code together (1 outside tf.distribute)."""
+    context = tf.distribute.get_replica_context()
+    return 1 if context is None else int(context.num_replicas_in_sync)
+
+
+def is_first_replica() -> bool:
+    """Whether this is replica 0, the one that records; decided when tracing."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return True
+    replica = tf.get_static_value(context.replica_id_in_sync_group)
+    return replica is None or int(replica) == 0
+
+
+def is_chief(strategy=None) -> bool:
+    """Whether this worker writes: Keras' convention, the one that checkpoints."""
+    strategy = strategy or tf.distribute.get_strategy()
+    return bool(getattr(strategy.extended, "should_checkpoint", True))
+
+
+def sum_over_replicas(values):
+    """The values summed over replicas, as Keras sums gradients before applying
+    them; None entries stay None. Call it outside conditionals (a merge point)."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return list(values)
+    present = [i for i, v in enumerate(values) if v is not None]
+    reduced = context.all_reduce(tf.distribute.ReduceOp.SUM, [values[i] for i in present])
+    out = list(values)
+    for i, r in zip(present, reduced):
+        out[i] = r
+    return out
