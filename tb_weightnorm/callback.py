@@ -6,7 +6,6 @@ import os
 from typing import Optional
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from tb_weightnorm import model_variables, summary, table, tf_state
@@ -99,13 +98,11 @@ class WeightHealthCallback(keras.callbacks.Callback):
 
         def make_spec() -> table.TableSpec:
             rows = model_variables.rows_for(model, options)
-            unique = {id(r.variable): r.variable for r in rows}.values()
-            elements = sum(int(np.prod(v.shape)) for v in unique)
             return table.make_spec(
                 rows,
                 gradients=True,
                 updates=True,
-                dist_init=options.keeps_initial_weights(elements),
+                dist_init=options.keeps_initial_weights(table.element_count(rows)),
                 stats=options.stats,
                 gradient_note=note,
             )

@@ -63,10 +63,6 @@ def gradient_note(optimizer, num_replicas: int = 1) -> str:
     return ""
 
 
-def _variable_key(variable) -> int:
-    return id(variable)
-
-
 class _RingBuffer:
     """A few [shape] float32 slots, written in the graph, read on the host."""
 
@@ -160,9 +156,7 @@ class AppliedUpdateRecorder:
             return
         spec = self._make_spec()
         rows = spec.rows
-        variables: Dict[int, object] = {}
-        for row in rows:
-            variables.setdefault(_variable_key(row.variable), row.variable)
+        variables = table.unique_variables(rows)
         n_rows = len(rows) + (1 if spec.global_row else 0)
         with tf.init_scope():
             self.norms = _RingBuffer(
@@ -174,7 +168,7 @@ class AppliedUpdateRecorder:
                     [2, len(rows), len(histograms.histogram_columns(self._bins))],
                     "histograms",
                 )
-            trainable = {_variable_key(r.variable) for r in rows if r.trainable}
+            trainable = {id(r.variable) for r in rows if r.trainable}
             self._before = (
                 {k: plain_variable(tf.zeros(v.shape, v.dtype), "before")
                  for k, v in variables.items() if k in trainable}
@@ -219,15 +213,7 @@ class AppliedUpdateRecorder:
         return self.norms.write(step, values)
 
     def _record_histograms(self, step, gradients: Dict[int, object]):
-        weights = self._current_weights()
-        rows = self.spec.rows
-        w = [row.slice_of(weights[_variable_key(row.variable)]) for row in rows]
-        g = []
-        for row in rows:
-            grad = gradients.get(_variable_key(row.variable)) if row.trainable else None
-            # A row with no gradient gets an empty histogram (all counts 0).
-            g.append(row.slice_of(grad) if grad is not None else tf.zeros([0]))
-        value = tf.stack([histograms.histograms(w, self._bins), histograms.histograms(g, self._bins)])
+        value = table.histogram_values(self.spec.rows, self._current_weights(), gradients, self._bins)
         return self.histograms.write(step, value)
 
     def install(self) -> None:
@@ -275,11 +261,11 @@ class AppliedUpdateRecorder:
             result = original(grads, trainable_variables)
             if not recording:
                 return result
-            by_variable = {_variable_key(v): g for v, g in zip(variables, grads) if g is not None}
+            by_variable = {id(v): g for v, g in zip(variables, grads) if g is not None}
             applied = grads
             if tf_state.replicas_in_sync() > 1 and reduced:
                 # Keras applies the replicas' gradients summed: log those.
-                key_of = {id(getattr(v, "value", v)): _variable_key(v) for v in variables}
+                key_of = {id(getattr(v, "value", v)): id(v) for v in variables}
                 by_variable = {
                     key_of[id(v)]: g for g, v in reduced[-1] if g is not None and id(v) in key_of
                 }

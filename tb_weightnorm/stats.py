@@ -79,20 +79,14 @@ def _segment_stats(flat: tf.Tensor, ids: tf.Tensor, n: int) -> tf.Tensor:
     mean = seg_sum(x) / safe_count
     centered = (x - tf.gather(mean, ids)) * finite_f
     std = tf.sqrt(seg_sum(centered * centered) / safe_count)
-    has_values = count > 0
-    nan = tf.fill(tf.shape(count), float("nan"))
-    columns = [
-        l1,
-        l2,
-        linf,
-        tf.where(has_values, mean, nan),
-        tf.where(has_values, std, nan),
-        tf.where(has_values, seg_min, nan),
-        tf.where(has_values, seg_max, nan),
-        nan_count,
-        inf_count,
-    ]
-    return tf.stack(columns, axis=1)
+    return _stat_columns(l1, l2, linf, mean, std, seg_min, seg_max, nan_count, inf_count, count > 0, axis=1)
+
+
+def _stat_columns(l1, l2, linf, mean, std, lo, hi, nan_count, inf_count, defined, axis):
+    """Stacks TENSOR_STATS in order; the moments are NaN where no finite value was."""
+    nan = tf.fill(tf.shape(l1), float("nan"))
+    moments = [tf.where(defined, m, nan) for m in (mean, std, lo, hi)]
+    return tf.stack([l1, l2, linf, *moments, nan_count, inf_count], axis=axis)
 
 
 def tensor_stats(tensors: Sequence) -> tf.Tensor:
@@ -170,20 +164,8 @@ def _indexed_slices_stats(slices: tf.IndexedSlices) -> tf.Tensor:
     no_values = tf.equal(finite, 0.0)
     new_min = tf.where(has_zeros, tf.where(no_values, 0.0, tf.minimum(lo, 0.0)), lo)
     new_max = tf.where(has_zeros, tf.where(no_values, 0.0, tf.maximum(hi, 0.0)), hi)
-    nan = tf.constant(float("nan"))
-    defined = count > 0
-    return tf.stack(
-        [
-            l1,
-            l2,
-            linf,
-            tf.where(defined, new_mean, nan),
-            tf.where(defined, new_std, nan),
-            tf.where(defined, new_min, nan),
-            tf.where(defined, new_max, nan),
-            nan_count,
-            inf_count,
-        ]
+    return _stat_columns(
+        l1, l2, linf, new_mean, new_std, new_min, new_max, nan_count, inf_count, count > 0, axis=0
     )[None]
 
 

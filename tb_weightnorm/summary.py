@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.python.ops import summary_ops_v2
 
-from tb_weightnorm import histograms, kernel_grid, metadata, model_variables, table
+from tb_weightnorm import kernel_grid, metadata, model_variables, table
 from tb_weightnorm.options import LogOptions, every
 from tb_weightnorm import tf_state
 from tb_weightnorm.tf_state import plain_variable
@@ -265,9 +265,8 @@ def log(
         by_variable = {id(v): g for v, g in zip(trainable, gradients) if g is not None}
     if not (tf_state.is_first_replica() and tf_state.is_chief()):
         return tf.constant(False)
-    unique = list({id(r.variable): r.variable for r in rows}.values())
-    elements = sum(int(np.prod(v.shape)) for v in unique)
-    keep_initial = options.keeps_initial_weights(elements)
+    unique = list(table.unique_variables(rows).values())
+    keep_initial = options.keeps_initial_weights(table.element_count(rows))
     # The same budget decides the copy for the update (W now - W at the
     # previous call: with log() every step, exactly that step's update).
     spec = table.make_spec(
@@ -310,14 +309,7 @@ def log(
         hist_names = table.make_spec(rows, gradients=False, updates=False, dist_init=False).names()
 
         def write_hist():
-            weights = [r.slice_of(tf.convert_to_tensor(r.variable)) for r in rows]
-            grads = []
-            for r in rows:
-                g = (by_variable or {}).get(id(r.variable)) if r.trainable else None
-                grads.append(r.slice_of(g) if g is not None else tf.zeros([0]))
-            value = tf.stack(
-                [histograms.histograms(weights, options.histogram_bins), histograms.histograms(grads, options.histogram_bins)]
-            )
+            value = table.histogram_values(rows, weights, by_variable, options.histogram_bins)
             return write_histograms(hist_names, options.histogram_bins, value, step)
 
         tf.cond(_due(step, histogram_every_n_steps), write_hist, lambda: tf.constant(False))

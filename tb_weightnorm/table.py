@@ -9,9 +9,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
+import numpy as np
 import tensorflow as tf
 
-from tb_weightnorm import metadata, stats
+from tb_weightnorm import histograms, metadata, stats
 from tb_weightnorm.model_variables import TrackedVariable, names_of
 
 _NAN = float("nan")
@@ -69,6 +70,33 @@ def make_spec(
     computed = metadata.table_stat_names(gradients=gradients, updates=updates, dist_init=dist_init)
     chosen = metadata.select_stats(computed, stats)
     return TableSpec(tuple(rows), computed, chosen, global_row=gradients, gradient_note=gradient_note)
+
+
+def unique_variables(rows: Sequence[TrackedVariable]) -> Dict[int, object]:
+    """id(variable) -> variable, once per variable (gate rows share one)."""
+    out: Dict[int, object] = {}
+    for row in rows:
+        out.setdefault(id(row.variable), row.variable)
+    return out
+
+
+def element_count(rows: Sequence[TrackedVariable]) -> int:
+    """How many values the rows' variables hold: the size of one weight copy."""
+    return sum(int(np.prod(v.shape)) for v in unique_variables(rows).values())
+
+
+def histogram_values(
+    rows: Sequence[TrackedVariable],
+    weights: Mapping[int, tf.Tensor],
+    gradients: Optional[Mapping[int, object]],
+    bins: int,
+) -> tf.Tensor:
+    """The histogram table of the rows: [2 (weight, gradient), rows, bins + 5].
+    A row with no gradient gets an empty gradient histogram (all counts 0)."""
+    w = [row.slice_of(weights[id(row.variable)]) for row in rows]
+    g = _by_row(rows, gradients or {}, keep=lambda row: row.trainable)
+    g = [gi if gi is not None else tf.zeros([0]) for gi in g]
+    return tf.stack([histograms.histograms(w, bins), histograms.histograms(g, bins)])
 
 
 def _by_row(rows, values: Mapping[int, object], keep=lambda row: True):

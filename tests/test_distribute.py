@@ -17,9 +17,9 @@ SCRIPT = Path(__file__).parent / "scripts" / "train_distributed.py"
 LR = 0.05
 
 
-def _run(kind, logdir, env=None):
+def _run(how, kind, logdir, env=None):
     return subprocess.Popen(
-        [sys.executable, str(SCRIPT), kind, str(logdir)],
+        [sys.executable, str(SCRIPT), how, kind, str(logdir)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})},
     )
@@ -40,12 +40,9 @@ def _check_run(run_dir):
 
 
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
-    output = _finish(_run("mirrored", tmp_path))
-    assert "replicas 2" in output
+    output = _finish(_run("fit", "mirrored", tmp_path))
+    assert "replicas 2 steps 8" in output
     _check_run(tmp_path / "train")
-
-
-CUSTOM_LOOP = Path(__file__).parent / "scripts" / "train_custom_loop_distributed.py"
 
 
 def _check_custom_loop_run(run_dir):
@@ -62,12 +59,7 @@ def _check_custom_loop_run(run_dir):
 
 
 def test_custom_loop_under_mirrored_strategy(tmp_path):
-    process = subprocess.Popen(
-        [sys.executable, str(CUSTOM_LOOP), "mirrored", str(tmp_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-    )
-    assert "replicas 2 steps 8" in _finish(process)
+    assert "replicas 2 steps 8" in _finish(_run("loop", "mirrored", tmp_path))
     _check_custom_loop_run(tmp_path)
 
 
@@ -78,12 +70,8 @@ def test_custom_loop_under_multi_worker_mirrored_strategy_chief_writes(tmp_path)
     and only the chief writes."""
     cluster = {"worker": [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]}
     processes = [
-        subprocess.Popen(
-            [sys.executable, str(CUSTOM_LOOP), "multiworker", str(tmp_path / f"worker{i}")],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
-                 "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})},
-        )
+        _run("loop", "multiworker", tmp_path / f"worker{i}",
+             env={"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})})
         for i in range(2)
     ]
     outputs = [_finish(p) for p in processes]
