@@ -6,7 +6,6 @@ they see the same data: whatever TensorBoard's loader kept, decoded one way.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from typing import Dict, List, Optional, Tuple
 
@@ -14,32 +13,12 @@ import numpy as np
 from tensorboard.data import provider as provider_lib
 
 from tb_weightnorm import metadata
+from tb_weightnorm.history import NormHistory
 
 logger = logging.getLogger(__name__)
 
 # Steps to ask the data provider for: every one it kept.
 ALL_STEPS = 1_000_000
-
-
-@dataclasses.dataclass(frozen=True)
-class NormHistory:
-    """All logged norm tables of one run.
-
-    `values[s, v, k]` is stat `stats[k]` of variable `variables[v]` at
-    `steps[s]`; NaN where it was not measured.
-    """
-
-    run: str
-    steps: np.ndarray
-    wall_times: np.ndarray
-    variables: Tuple[str, ...]
-    layers: Tuple[str, ...]
-    stats: Tuple[str, ...]
-    values: np.ndarray
-
-    def step_index(self, step: int) -> Optional[int]:
-        i = int(np.searchsorted(self.steps, step))
-        return i if i < len(self.steps) and self.steps[i] == step else None
 
 
 def list_norm_series(
@@ -150,4 +129,5 @@ def _merge(run: str, tables) -> NormHistory:
         layers=tuple(layers),
         stats=tuple(stats),
         values=values,
+        gradient_note="; ".join(sorted({n.gradient_note for n, _ in tables if n.gradient_note})),
     )
