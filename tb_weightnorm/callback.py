@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import os
-from typing import Optional
+import time
+from typing import List, Optional
 
 import keras
 import tensorflow as tf
 
-from tb_weightnorm import model_variables, summary, table, tf_state
+from tb_weightnorm import diagnosis, model_variables, summary, table, tf_state
+from tb_weightnorm.history import HistoryBuffer
 from tb_weightnorm.optimizer_hook import AppliedUpdateRecorder, applied_steps, gradient_note
 from tb_weightnorm.options import LogOptions, every
+
+logger = logging.getLogger("tb_weightnorm")
 
 
 class WeightHealthCallback(keras.callbacks.Callback):
@@ -39,6 +44,12 @@ class WeightHealthCallback(keras.callbacks.Callback):
             steps; 0 never.
         kernel_grid_every_n_epochs: log conv kernel grid images at the start
             and every K epochs; 0 never.
+        report: at each epoch end, diagnose the steps logged so far (the same
+            rules as the tab and `tb-weightnorm report`) and write each new
+            finding of at least this severity (`"info"`, `"warning"`,
+            `"critical"`) to the `tb_weightnorm` logger; None to stay quiet.
+            The findings are in `callback.findings` either way.
+        thresholds: a `tb_weightnorm.diagnosis.Thresholds` for the diagnosis.
         options: a `tb_weightnorm.LogOptions`; or pass its fields as keywords
             (`include`, `exclude`, `trainable_only`, `stats`, `split_gates`,
             `histogram_bins`, `max_kernel_filters`, `keep_initial_weights`).
@@ -61,6 +72,8 @@ class WeightHealthCallback(keras.callbacks.Callback):
         every_n_steps: int = 10,
         histogram_every_n_steps: int = 100,
         kernel_grid_every_n_epochs: int = 1,
+        report: Optional[str] = "warning",
+        thresholds: Optional[diagnosis.Thresholds] = None,
         options: Optional[LogOptions] = None,
         **option_kwargs,
     ):
@@ -75,7 +88,16 @@ class WeightHealthCallback(keras.callbacks.Callback):
         self.every_n_steps = every_n_steps
         self.histogram_every_n_steps = every("histogram_every_n_steps", histogram_every_n_steps)
         self.kernel_grid_every_n_epochs = every("kernel_grid_every_n_epochs", kernel_grid_every_n_epochs)
+        if report is not None and report not in diagnosis.SEVERITIES:
+            raise ValueError(
+                f"report must be one of {', '.join(diagnosis.SEVERITIES)} or None; got {report!r}"
+            )
+        self.report = report
+        self.thresholds = thresholds or diagnosis.Thresholds()
         self.options = options
+        self.findings: List[diagnosis.Finding] = []
+        self._reported = set()
+        self._history: Optional[HistoryBuffer] = None
         self._writer: Optional[tf.summary.SummaryWriter] = None
         self._recorder: Optional[AppliedUpdateRecorder] = None
         self._convs = None
@@ -155,6 +177,11 @@ class WeightHealthCallback(keras.callbacks.Callback):
             hist_spec = table.make_spec(spec.rows, gradients=False, updates=False, dist_init=False)
             self._names = (spec, spec.names(), hist_spec.names())
         _, names, hist_names = self._names
+        if self._history is None or self._history.names is not names:
+            self._history = HistoryBuffer(names)
+        now = time.time()
+        for step, values in norms:
+            self._history.append(step, now, values)
         with self._writer.as_default():
             for step, values in norms:
                 summary.write_norm_table(names, values, step)
@@ -171,11 +198,29 @@ class WeightHealthCallback(keras.callbacks.Callback):
             self._write_kernel_grids()
         if self._writer is not None:
             self._writer.flush()
+        self._diagnose()
+
+    def _diagnose(self) -> None:
+        if self._history is None or not len(self._history):
+            return
+        self.findings = diagnosis.diagnose(self._history.history(self.log_dir), self.thresholds)
+        if self.report is None:
+            return
+        floor = diagnosis.severity_rank(self.report)
+        for finding in self.findings:
+            key = (finding.rule, finding.layer, finding.variable)
+            if diagnosis.severity_rank(finding.severity) >= floor and key not in self._reported:
+                self._reported.add(key)
+                logger.warning(
+                    "Weight Health %s: %s in %s: %s",
+                    finding.severity, finding.rule, finding.variable or finding.layer, finding.message,
+                )
 
     def on_train_end(self, logs=None):
         self._write_recorded()
         if self._writer is not None:
             self._writer.flush()
+        self._diagnose()
         if self._recorder is not None:
             self._recorder.uninstall()
             self._recorder = None

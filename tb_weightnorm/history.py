@@ -55,3 +55,51 @@ class NormHistory:
         return dataclasses.replace(
             self, steps=self.steps[:n], wall_times=self.wall_times[:n], values=self.values[:n]
         )
+
+
+class HistoryBuffer:
+    """Norm tables as training logs them, kept in memory to diagnose on the fly.
+
+    Holds at most `max_steps` logged steps: the first quarter of them (the
+    baselines the rules compare with) and the latest ones (where a new problem
+    shows). Steps in between are let go, so a finding's `first_step` is exact
+    for problems that start in the kept steps.
+
+    Args:
+        names: the table's row and column names.
+        max_steps: how many logged steps to keep at most.
+    """
+
+    def __init__(self, names: metadata.NormTableNames, max_steps: int = 2000):
+        if max_steps < 4:
+            raise ValueError(f"max_steps must be at least 4; got {max_steps}")
+        self.names = names
+        self.max_steps = max_steps
+        self._steps: list = []
+        self._wall_times: list = []
+        self._values: list = []
+
+    def __len__(self) -> int:
+        return len(self._steps)
+
+    def append(self, step: int, wall_time: float, values: np.ndarray) -> None:
+        self._steps.append(int(step))
+        self._wall_times.append(float(wall_time))
+        self._values.append(np.asarray(values, np.float32))
+        if len(self._steps) > self.max_steps:
+            drop = self.max_steps // 4
+            del self._steps[drop], self._wall_times[drop], self._values[drop]
+
+    def history(self, run: str = "") -> NormHistory:
+        n_rows, n_stats = len(self.names.variables), len(self.names.stats)
+        values = np.stack(self._values) if self._values else np.zeros((0, n_rows, n_stats), np.float32)
+        return NormHistory(
+            run=run,
+            steps=np.asarray(self._steps, np.int64),
+            wall_times=np.asarray(self._wall_times, np.float64),
+            variables=self.names.variables,
+            layers=self.names.layers,
+            stats=self.names.stats,
+            values=values,
+            gradient_note=self.names.gradient_note,
+        )
