@@ -84,6 +84,7 @@ setup(
     },
     entry_points={
         "tensorboard_plugins": ["weight_health = tb_weightnorm.plugin:WeightHealthLoader"],
+        "console_scripts": ["tb-weightnorm = tb_weightnorm.cli:main"],
     },
     cmdclass={"build_frontend": BuildFrontend},
 )
