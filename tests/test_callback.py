@@ -143,3 +143,36 @@ def test_uncompiled_model_is_a_clear_error(tmp_path):
 def test_bad_every_n_steps_is_a_clear_error(tmp_path, bad):
     with pytest.raises(ValueError, match="every_n_steps"):
         tb_weightnorm.WeightHealthCallback(tmp_path, every_n_steps=bad)
+
+
+class _PoisonAt(keras.callbacks.Callback):
+    """Writes a NaN into the hidden kernel before batch `batch` of epoch 2."""
+
+    def __init__(self, batch):
+        super().__init__()
+        self.batch, self.epoch = batch, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.epoch == 1 and batch == self.batch:
+            kernel = self.model.get_layer("hidden").kernel
+            kernel.assign(np.where(np.arange(kernel.shape[1]) == 0, np.nan, kernel.numpy()))
+
+
+def test_callback_reports_new_findings_once_at_epoch_end(tmp_path, caplog):
+    model = _model()
+    x, y = _data()
+    health = tb_weightnorm.WeightHealthCallback(str(tmp_path), every_n_steps=1, report="critical")
+    with caplog.at_level("WARNING", logger="tb_weightnorm"):
+        model.fit(x, y, batch_size=16, epochs=3, verbose=0, callbacks=[health, _PoisonAt(2)])
+    reports = [r.getMessage() for r in caplog.records if r.name == "tb_weightnorm"]
+    # Training steps 1-6 are epoch 1; the poisoned batch is the 3rd of epoch 2: step 9.
+    assert len(reports) == 1 and "nonfinite" in reports[0] and "step 9" in reports[0]
+    assert [(f.rule, f.first_step, f.layer) for f in health.findings] == [("nonfinite", 9, "hidden")]
+
+
+def test_callback_refuses_an_unknown_report_severity(tmp_path):
+    with pytest.raises(ValueError, match="report must be one of info, warning, critical"):
+        tb_weightnorm.WeightHealthCallback(str(tmp_path), report="loud")
