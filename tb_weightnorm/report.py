@@ -94,7 +94,8 @@ def layer_summaries(history: NormHistory, findings: Sequence[Finding]) -> List[L
     (square root of the sum of their squares); its update ratio and dead
     fraction are the largest of its variables'; `nonfinite` sums their NaN and
     Inf counts in weights and gradients. `status` is the most severe
-    finding about the layer, or `ok`.
+    finding about the layer; without one, `nan/inf` if the layer holds NaN
+    or Inf, else `ok`.
 
     Args:
         history: the run's logged norm tables (at least one step).
@@ -114,21 +115,25 @@ def layer_summaries(history: NormHistory, findings: Sequence[Finding]) -> List[L
         current = worst.get(finding.layer)
         if current is None or severity_rank(finding.severity) > severity_rank(current):
             worst[finding.layer] = finding.severity
-    return [
-        LayerSummary(
-            layer=layer,
-            variables=len(rows),
-            weight_l2=_combined_l2(_last(history, "weight/l2", rows)),
-            gradient_l2=_combined_l2(_last(history, "gradient/l2", rows)),
-            max_update_ratio=_largest(_last(history, "update/ratio", rows)),
-            max_dead_fraction=_largest(_last(history, "gradient/dead_fraction", rows)),
-            nonfinite=_total(
-                np.concatenate([_last(history, s, rows) for s in _NONFINITE_STATS])
-            ),
-            status=worst.get(layer, "ok"),
+    summaries = []
+    for layer, rows in rows_by_layer.items():
+        nonfinite = _total(np.concatenate([_last(history, s, rows) for s in _NONFINITE_STATS]))
+        # The nonfinite rule names only the layer where NaN first appeared;
+        # the layers it spread to are not "ok".
+        clean = "nan/inf" if nonfinite > 0 else "ok"
+        summaries.append(
+            LayerSummary(
+                layer=layer,
+                variables=len(rows),
+                weight_l2=_combined_l2(_last(history, "weight/l2", rows)),
+                gradient_l2=_combined_l2(_last(history, "gradient/l2", rows)),
+                max_update_ratio=_largest(_last(history, "update/ratio", rows)),
+                max_dead_fraction=_largest(_last(history, "gradient/dead_fraction", rows)),
+                nonfinite=nonfinite,
+                status=worst.get(layer, clean),
+            )
         )
-        for layer, rows in rows_by_layer.items()
-    ]
+    return summaries
 
 
 _NONFINITE_STATS = tuple(
