@@ -109,7 +109,7 @@ def parse_threshold(text: str) -> Tuple[str, Optional[float]]:
             value = int(value)
     try:
         changed = diagnosis.Thresholds().replace(**{name: value})
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise argparse.ArgumentTypeError(_threshold_problem(name, exc)) from None
     # Thresholds casts a plain number to its field's type: 8.5 would become 8.
     if "." not in name and getattr(changed, name) != value:
@@ -120,6 +120,8 @@ def parse_threshold(text: str) -> Tuple[str, Optional[float]]:
 def _threshold_problem(name: str, exc: Exception) -> str:
     if isinstance(exc, TypeError):  # None given to a plain number
         return f"{name} takes a number; only the levels of a band can be switched off"
+    if isinstance(exc, OverflowError):  # inf given to a whole number
+        return f"{name} takes a finite whole number"
     return str(exc)
 
 
@@ -141,12 +143,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except SystemExit as exc:  # argparse exits for --help and for usage errors
         return exc.code if isinstance(exc.code, int) else (EXIT_OK if exc.code is None else EXIT_USAGE)
     handler: Callable[[argparse.Namespace], int] = args.handler
-    # Messages quote layer names and say "steps 3–9": never fail on a
+    # Messages quote layer names, paths and say "steps 3–9": never fail on a
     # terminal or pipe that cannot encode them.
-    if hasattr(sys.stdout, "reconfigure"):
-        sys.stdout.reconfigure(errors="backslashreplace")
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     # Reading logs loads TensorFlow (TensorBoard reads files through it);
-    # keep its start-up chatter out of the report.
+    # quiet its C++ start-up logging, which would bury our error messages.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         return handler(args)

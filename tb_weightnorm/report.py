@@ -290,6 +290,12 @@ def format_verdict(findings: Sequence[Finding], runs: int, fail_on: str, failing
     """The last line of the text report: findings by severity over all runs, and
     how many are at or above `fail_on` (those make the exit status 1).
 
+    Args:
+        findings: the findings of every run reported.
+        runs: how many runs were reported.
+        fail_on: the severity that fails the command.
+        failing: how many findings are at or above `fail_on`.
+
     Example:
 
     >>> format_verdict([], runs=2, fail_on="critical", failing=0)

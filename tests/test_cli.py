@@ -215,6 +215,7 @@ def test_run_filter_matching_nothing_lists_the_runs(logdir, capsys):
         ("sustain.warning=3", "single number"),
         ("dead_fraction.severe=0.3", "info, warning, critical"),
         ("gradient_spike.warning=nan", "NaN"),
+        ("sustain=inf", "finite whole number"),
     ],
 )
 def test_bad_thresholds_are_usage_errors(logdir, capsys, text, complaint):
