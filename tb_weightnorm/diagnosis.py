@@ -701,16 +701,43 @@ def _update_ratio(view: _View, t: Thresholds) -> List[Finding]:
     # A ratio of exactly 0 is a layer that does not change at all: stagnant_layer.
     moving = {r: np.where(x > 0, x, np.nan) for r, x in series.items()}
     low = _episodes_by_row(moving, t.update_ratio_low, above=False, sustain=t.sustain)
-    findings += _per_layer(
-        view, "update_ratio_low", low, judged_rows,
-        lambda layer, variable, e, n, of: (
+    decayed = _schedule_decay(low, moving, judged_rows, view, t)
+    if decayed:
+        low = {r: dataclasses.replace(e, severity="info", threshold=t.update_ratio_low.levels()[0][1]) for r, e in low.items()}
+
+    def low_message(layer, variable, e, n, of):
+        text = (
             f"Updates of {_whose(layer, variable, n, of)} are only {_fmt(e.value)} of the "
-            f"weights' norm per step ({_steps_text(view, e)}); around 1e-3 is healthy. The layer "
-            "barely learns: raise the learning rate, check its schedule has not decayed to "
-            "nothing, or look for vanishing gradients below it."
-        ),
-    )
+            f"weights' norm per step ({_steps_text(view, e)}); around 1e-3 is healthy. "
+        )
+        if decayed:
+            return text + (
+                "Every layer's updates fell from healthy values together, as they do when a "
+                "learning-rate schedule decays: expected near the end of a schedule, but if "
+                "there is still much training ahead, the schedule ends too early."
+            )
+        return text + (
+            "The layer barely learns: raise the learning rate, check its schedule has not "
+            "decayed to nothing, or look for vanishing gradients below it."
+        )
+
+    findings += _per_layer(view, "update_ratio_low", low, judged_rows, low_message)
     return findings
+
+
+def _schedule_decay(low, ratios, judged_rows, view: _View, t: Thresholds) -> bool:
+    """Whether low update ratios are the whole model's learning rate decaying:
+    more than half of the judged layers went low after starting healthy.
+    Low from the start is a learning rate too small, not a schedule."""
+    if not low or not judged_rows:
+        return False
+    healthy_start = t.update_ratio_low.levels()[0][1]
+    for row in low:
+        known = ratios[row][np.isfinite(ratios[row])]
+        if len(known) < t.sustain or np.median(known[: t.sustain]) < healthy_start:
+            return False
+    layers_low = {view.row_layers[r] for r in low}
+    return 2 * len(layers_low) > len(judged_rows)
 
 
 def _whose(layer: str, variable: str, n: int, of: int) -> str:

@@ -179,3 +179,22 @@ def test_the_history_buffer_keeps_the_start_and_the_latest_steps():
     history = buffer.history("r")
     assert history.steps.tolist() == [1, 2, 15, 16, 17, 18, 19, 20]
     assert history.values[:, 0, 0].tolist() == history.steps.tolist()
+
+
+def _ratio_history(ratios):
+    """Two one-kernel layers with the given update ratios over steps."""
+    stats = ("weight/l2", "update/l2", "update/ratio")
+    columns = [np.stack([np.ones(len(r)), np.asarray(r), np.asarray(r)], axis=1) for r in ratios]
+    return _history(np.stack(columns, axis=1), variables=("a/kernel", "b/kernel"), layers=("a", "b"), stats=stats)
+
+
+def test_a_learning_rate_schedule_decaying_everywhere_is_info_but_one_stalled_layer_is_a_warning():
+    healthy, decayed = np.full(40, 1e-3), np.concatenate([np.full(20, 1e-3), np.full(20, 1e-7)])
+    found = diagnosis.diagnose(_ratio_history([decayed, decayed]))
+    assert {(f.rule, f.severity) for f in found} == {("update_ratio_low", "info")}
+    assert "schedule" in found[0].message
+    found = diagnosis.diagnose(_ratio_history([healthy, decayed]))
+    assert [(f.rule, f.severity, f.layer) for f in found] == [("update_ratio_low", "warning", "b")]
+    too_small = np.full(40, 1e-7)
+    found = diagnosis.diagnose(_ratio_history([too_small, too_small]))
+    assert {(f.rule, f.severity) for f in found} == {("update_ratio_low", "warning")}
