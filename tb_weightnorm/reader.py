@@ -2,12 +2,13 @@
 
 The plugin's routes and `tb_weightnorm.load` both read through this module, so
 they see the same data: whatever TensorBoard's loader kept, decoded one way.
+The listing and checked-reading helpers here serve the histogram reader too.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
 from tensorboard.data import provider as provider_lib
@@ -20,52 +21,92 @@ logger = logging.getLogger(__name__)
 # Steps to ask the data provider for: every one it kept.
 ALL_STEPS = 1_000_000
 
+T = TypeVar("T")
+N = TypeVar("N")
 
-def list_norm_series(
-    data_provider, ctx, experiment_id: str, run: Optional[str] = None
+
+def list_plugin_tensors(
+    data_provider, ctx, experiment_id: str, runs: Optional[Sequence[str]] = None
 ) -> Dict[str, Dict[str, provider_lib.TensorTimeSeries]]:
-    """The norm-table time series of each run (or of one run)."""
-    run_tag_filter = provider_lib.RunTagFilter(runs=[run]) if run is not None else None
-    listing = data_provider.list_tensors(
+    """Every tensor time series of the plugin (norm tables and histograms),
+    by run and tag; of the given runs only, if any. A listing: no tensor is read."""
+    run_tag_filter = provider_lib.RunTagFilter(runs=list(runs)) if runs is not None else None
+    return data_provider.list_tensors(
         ctx,
         experiment_id=experiment_id,
         plugin_name=metadata.PLUGIN_NAME,
         run_tag_filter=run_tag_filter,
     )
-    return {
-        r: {t: s for t, s in tags.items() if t.startswith(metadata.NORM_TABLE_TAG_PREFIX)}
-        for r, tags in listing.items()
-        if any(t.startswith(metadata.NORM_TABLE_TAG_PREFIX) for t in tags)
-    }
 
 
-def _names(run: str, tag: str, series) -> Optional[metadata.NormTableNames]:
-    try:
-        names = metadata.norm_table_names(series.plugin_content)
-    except metadata.UnreadableMetadata as exc:
-        logger.warning("tb_weightnorm: skipping %s of run %r: %s", tag, run, exc)
-        return None
-    if names is None:
-        logger.warning(
-            "tb_weightnorm: skipping %s of run %r: its first event, which names the rows, "
-            "is missing",
-            tag,
-            run,
-        )
-    return names
+def with_prefix(series: Mapping[str, T], prefix: str) -> Dict[str, T]:
+    """The time series of `series` ({tag: series}) whose tag starts with `prefix`."""
+    return {tag: s for tag, s in series.items() if tag.startswith(prefix)}
 
 
-def read_norm_history(data_provider, ctx, experiment_id: str, run: str) -> Optional[NormHistory]:
-    """Every norm table TensorBoard kept for `run`, merged; None if it has none.
+def list_norm_series(
+    data_provider, ctx, experiment_id: str, run: Optional[str] = None
+) -> Dict[str, Dict[str, provider_lib.TensorTimeSeries]]:
+    """The norm-table time series of each run (or of one run)."""
+    listing = list_plugin_tensors(data_provider, ctx, experiment_id, None if run is None else [run])
+    norms = {r: with_prefix(tags, metadata.NORM_TABLE_TAG_PREFIX) for r, tags in listing.items()}
+    return {r: tags for r, tags in norms.items() if tags}
 
-    A run may hold several tables per step (two models logged to one writer,
-    or a model whose variables changed); their rows are merged. Tables whose
-    shape does not match their names are skipped with a warning.
+
+def warn_once(message: str, *args) -> None:
+    """Logs a warning about the data the first time it is seen: the tab asks
+    for the same run every few seconds, and one warning per problem is enough."""
+    text = message % args
+    if text in _warned:
+        return
+    if len(_warned) < _MAX_WARNED:
+        _warned.add(text)
+    logger.warning(text)
+
+
+_warned: set = set()
+_MAX_WARNED = 10_000
+
+
+def readable_names(
+    run: str, series: Mapping[str, provider_lib.TensorTimeSeries], parse: Callable[[bytes], Optional[N]]
+) -> Dict[str, N]:
+    """The names of each time series of `series` ({tag: series}), read from
+    its metadata by `parse`. A series whose metadata is unreadable, or whose
+    first event (the one naming the rows) was lost, is skipped with a warning.
     """
-    series = list_norm_series(data_provider, ctx, experiment_id, run).get(run, {})
-    named = {tag: n for tag, s in series.items() if (n := _names(run, tag, s)) is not None}
+    named: Dict[str, N] = {}
+    for tag, s in series.items():
+        try:
+            names = parse(s.plugin_content)
+        except metadata.UnreadableMetadata as exc:
+            warn_once("tb_weightnorm: skipping %s of run %r: %s", tag, run, exc)
+            continue
+        if names is None:
+            warn_once(
+                "tb_weightnorm: skipping %s of run %r: its first event, which names the rows, "
+                "is missing",
+                tag,
+                run,
+            )
+            continue
+        named[tag] = names
+    return named
+
+
+def read_checked(
+    data_provider,
+    ctx,
+    experiment_id: str,
+    run: str,
+    named: Mapping[str, N],
+    shape_of: Callable[[N], Tuple[int, ...]],
+) -> List[Tuple[N, List[provider_lib.TensorDatum]]]:
+    """Every kept step of the time series `named` ({tag: names}), each with
+    its names; steps whose tensor does not have the shape `shape_of(names)`
+    are skipped with a warning, and series left with no step are left out."""
     if not named:
-        return None
+        return []
     data = data_provider.read_tensors(
         ctx,
         experiment_id=experiment_id,
@@ -73,26 +114,52 @@ def read_norm_history(data_provider, ctx, experiment_id: str, run: str) -> Optio
         downsample=ALL_STEPS,
         run_tag_filter=provider_lib.RunTagFilter(runs=[run], tags=list(named)),
     ).get(run, {})
-    tables: List[Tuple[metadata.NormTableNames, list]] = []
+    out = []
     for tag, names in named.items():
-        expected = (len(names.variables), len(names.stats))
+        expected = tuple(shape_of(names))
         datums = []
         for datum in data.get(tag, []):
             array = datum.numpy
-            if array.shape != expected:
-                logger.warning(
-                    "tb_weightnorm: skipping step %d of %s in run %r: table of shape %s, "
-                    "expected %s",
+            if array.shape != expected or array.dtype.kind not in "fiub":
+                warn_once(
+                    "tb_weightnorm: skipping step %d of %s in run %r: a %s tensor of shape %s, "
+                    "expected numbers of shape %s",
                     datum.step,
                     tag,
                     run,
+                    array.dtype,
                     array.shape,
                     expected,
                 )
                 continue
             datums.append(datum)
         if datums:
-            tables.append((names, datums))
+            out.append((names, datums))
+    return out
+
+
+def read_norm_history(
+    data_provider,
+    ctx,
+    experiment_id: str,
+    run: str,
+    series: Optional[Mapping[str, provider_lib.TensorTimeSeries]] = None,
+) -> Optional[NormHistory]:
+    """Every norm table TensorBoard kept for `run`, merged; None if it has none.
+
+    A run may hold several tables per step (two models logged to one writer,
+    or a model whose variables changed); their rows are merged. Tables whose
+    shape does not match their names are skipped with a warning.
+
+    Args:
+        series: the run's norm-table time series, if already listed.
+    """
+    if series is None:
+        series = list_norm_series(data_provider, ctx, experiment_id, run).get(run, {})
+    named = readable_names(run, series, metadata.norm_table_names)
+    tables = read_checked(
+        data_provider, ctx, experiment_id, run, named, lambda n: (len(n.variables), len(n.stats))
+    )
     if not tables:
         return None
     return _merge(run, tables)
