@@ -2,53 +2,59 @@
 
 It reads only through `context.data_provider`, so it works under TensorBoard's
 default (fast, Rust) loader and under `--load_fast=false`. Routes are
-documented in http_api.md beside this file.
+documented in http_api.md beside this file. This module is about HTTP:
+parameters in, JSON out; reading is in the reader modules, array work in
+`wire`, and decoded runs are kept in a `cache.SignedCache`.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import math
+import logging
 import pathlib
-from typing import Any, Dict, List, Optional
+import urllib.parse
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
-from tensorboard import plugin_util
+from tensorboard import errors, plugin_util
 from tensorboard.backend import http_util
 from tensorboard.plugins import base_plugin
 from werkzeug import wrappers
 
-from tb_weightnorm import metadata, reader
+from tb_weightnorm import (
+    cache,
+    diagnosis,
+    histogram_reader,
+    kernel_grid_reader,
+    metadata,
+    reader,
+    wire,
+)
+from tb_weightnorm import http_params as params
+from tb_weightnorm.history import NormHistory
+from tb_weightnorm.http_params import HttpError, not_found
+
+logger = logging.getLogger(__name__)
 
 _STATIC = pathlib.Path(__file__).resolve().parent / "static"
 
+# Columns of a heatmap by default: about one per pixel of a wide chart.
+HEATMAP_COLUMNS = 500
+# Steps per run of a comparison by default.
+COMPARE_COLUMNS = 1000
+# The most columns a thinned route answers, whatever `max_steps` asks for.
+MAX_COLUMNS = 5000
+# Histograms per run by default, and at most.
+HISTOGRAM_STEPS = 100
+MAX_HISTOGRAM_STEPS = 1000
+# Significant digits of the values of heatmaps and comparisons: a colour or a
+# line cannot show more, and they halve the size of a response.
+DIGITS = 4
+# Histogram edges keep float32's precision (they place the buckets).
+EDGE_DIGITS = 7
 
-class _HttpError(Exception):
-    def __init__(self, code: int, message: str):
-        super().__init__(message)
-        self.code = code
-
-
-def _bad_request(message: str) -> _HttpError:
-    return _HttpError(400, message)
-
-
-def _not_found(message: str) -> _HttpError:
-    return _HttpError(404, message)
-
-
-def _json_number(value: float):
-    """JSON has no NaN or Infinity: NaN (not measured) is null, ±inf a string."""
-    if math.isnan(value):
-        return None
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    return value
-
-
-def _json_numbers(values: np.ndarray) -> List[Any]:
-    return [_json_number(v) for v in values.tolist()]
+HISTOGRAM_KINDS = ("weight", "gradient")
 
 
 def _respond_json(request, body: Dict[str, Any], code: int = 200):
@@ -58,35 +64,83 @@ def _respond_json(request, body: Dict[str, Any], code: int = 200):
 
 
 def _json_route(handler):
-    """Runs a route handler; a bad parameter is 400 and an unknown name 404,
-    each with a JSON message naming it."""
+    """Runs a route handler that returns a JSON body (or a ready response).
+
+    A bad parameter is a 400 and an unknown name a 404, each with a JSON
+    message naming it. The data provider's own errors keep their status; any
+    other failure is logged with its traceback and answered 503 without it.
+    """
 
     @functools.wraps(handler)
     @wrappers.Request.application
     def route(self, request):
         try:
-            return _respond_json(request, handler(self, request))
-        except _HttpError as exc:
+            result = handler(self, request)
+        except HttpError as exc:
             return _respond_json(request, {"error": str(exc)}, code=exc.code)
+        except errors.PublicError as exc:
+            code = exc.http_code if 400 <= exc.http_code < 500 else 503
+            return _respond_json(request, {"error": str(exc)}, code=code)
+        except Exception:  # pylint: disable=broad-except
+            logger.exception(
+                "tb_weightnorm: %s?%s failed", request.path, request.query_string.decode("latin-1")
+            )
+            return _respond_json(
+                request,
+                {"error": "Weight Health could not read this data; TensorBoard's log says why"},
+                code=503,
+            )
+        if isinstance(result, wrappers.Response):
+            return result
+        return _respond_json(request, result)
 
     return route
 
 
-def _required(request, name: str) -> str:
-    value = request.args.get(name)
-    if value is None or value == "":
-        raise _bad_request(f"missing parameter {name!r}")
-    return value
+def _thinned(
+    history: NormHistory, column: np.ndarray, max_columns: Optional[int], how: str
+) -> Tuple[np.ndarray, Dict[str, Any]]:
+    """`column` ([steps, rows]) in at most `max_columns` buckets of logged
+    steps (every step when None), and the response fields saying which."""
+    n = len(history.steps)
+    starts = wire.bucket_starts(n, max_columns or max(n, 1))
+    first, last = wire.bucket_steps(history.steps, starts)
+    _, wall_times = wire.bucket_steps(history.wall_times, starts)
+    return wire.reduce_buckets(column, starts, how), {
+        "logged_steps": n,
+        "reduce": how,
+        "steps": last.tolist(),
+        "first_steps": first.tolist(),
+        "wall_times": wall_times.tolist(),
+    }
 
 
-def _int_param(request, name: str) -> Optional[int]:
-    value = request.args.get(name)
-    if value is None or value == "":
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise _bad_request(f"parameter {name!r} must be an integer; got {value!r}") from None
+def _column(history: NormHistory, stat: str) -> np.ndarray:
+    column = history.column(stat)
+    if column is None:
+        raise not_found(f"run {history.run!r} has no stat {stat!r}; it has {', '.join(history.stats)}")
+    return column
+
+
+def _series(
+    history: NormHistory,
+    rows: Sequence[int],
+    values: np.ndarray,
+    digits: Optional[int],
+    *,
+    flag_global: bool = False,
+) -> List[Dict]:
+    """One {layer, variable, values} per row; `values` is [columns, len(rows)].
+    With `flag_global`, each also says whether it is the whole-model row."""
+    encoded = wire.json_values(values.T, digits)
+    out = []
+    for i, v in zip(rows, encoded):
+        entry: Dict[str, Any] = {"layer": history.layers[i], "variable": history.variables[i]}
+        if flag_global:
+            entry["global"] = history.variables[i] == metadata.GLOBAL_ROW
+        entry["values"] = v
+        out.append(entry)
+    return out
 
 
 class WeightHealthPlugin(base_plugin.TBPlugin):
@@ -96,6 +150,7 @@ class WeightHealthPlugin(base_plugin.TBPlugin):
 
     def __init__(self, context: base_plugin.TBContext):
         self._data_provider = context.data_provider
+        self._cache = cache.SignedCache()
 
     def get_plugin_apps(self):
         return {
@@ -103,6 +158,12 @@ class WeightHealthPlugin(base_plugin.TBPlugin):
             "/runs": self._serve_runs,
             "/table": self._serve_table,
             "/series": self._serve_series,
+            "/heatmap": self._serve_heatmap,
+            "/compare": self._serve_compare,
+            "/histograms": self._serve_histograms,
+            "/kernel_grids": self._serve_kernel_grids,
+            "/kernel_image": self._serve_kernel_image,
+            "/findings": self._serve_findings,
         }
 
     def is_active(self):
@@ -112,18 +173,83 @@ class WeightHealthPlugin(base_plugin.TBPlugin):
     def frontend_metadata(self):
         return base_plugin.FrontendMetadata(es_module_path="/index.js", tab_name="Weight Health")
 
-    # -- helpers ------------------------------------------------------------
+    # -- reading (cached) ---------------------------------------------------
 
-    def _history(self, request, run: str) -> reader.NormHistory:
-        history = reader.read_norm_history(
-            self._data_provider,
-            plugin_util.context(request.environ),
-            plugin_util.experiment_id(request.environ),
-            run,
+    @staticmethod
+    def _where(request) -> Tuple[Any, str]:
+        return plugin_util.context(request.environ), plugin_util.experiment_id(request.environ)
+
+    def _listing(self, request, runs: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, Any]]:
+        """The plugin's tensor time series ({run: {tag: series}}) of `runs`
+        (of every run when None) that hold norm tables; 404 for a run without."""
+        ctx, eid = self._where(request)
+        listing = reader.list_plugin_tensors(self._data_provider, ctx, eid, runs)
+        known = {
+            run: tags
+            for run, tags in listing.items()
+            if reader.with_prefix(tags, metadata.NORM_TABLE_TAG_PREFIX)
+        }
+        for run in runs or ():
+            if run not in known:
+                raise not_found(f"run {run!r} has no Weight Health data")
+        return known
+
+    def _history(self, request, run: str, tags: Mapping[str, Any]) -> NormHistory:
+        """The decoded norm tables of `run`, whose tensor series are `tags`."""
+        ctx, eid = self._where(request)
+        norms = reader.with_prefix(tags, metadata.NORM_TABLE_TAG_PREFIX)
+        history = self._cache.get(
+            (eid, run, "norms"),
+            cache.listing_signature(norms),
+            lambda: reader.read_norm_history(self._data_provider, ctx, eid, run, norms),
         )
         if history is None:
-            raise _not_found(f"run {run!r} has no Weight Health data")
+            raise not_found(f"run {run!r} has no readable Weight Health data (see TensorBoard's log)")
         return history
+
+    def _run_history(self, request, run: str) -> NormHistory:
+        return self._history(request, run, self._listing(request, [run])[run])
+
+    def _histogram_history(self, request, run: str, tags: Mapping[str, Any]):
+        ctx, eid = self._where(request)
+        series = reader.with_prefix(tags, metadata.HISTOGRAM_TAG_PREFIX)
+        if not series:
+            return None
+        return self._cache.get(
+            (eid, run, "histograms"),
+            cache.listing_signature(series),
+            lambda: histogram_reader.read_histogram_history(self._data_provider, ctx, eid, run, series),
+        )
+
+    def _kernel_grids(self, request, run: str, variable: str) -> kernel_grid_reader.KernelGridHistory:
+        ctx, eid = self._where(request)
+        series = kernel_grid_reader.list_kernel_grids(self._data_provider, ctx, eid, [run]).get(run, {})
+        if not series:
+            self._listing(request, [run])  # 404 if the run is unknown
+            raise not_found(f"run {run!r} has no kernel grids")
+        found = kernel_grid_reader.grids_by_variable(run, series).get(variable)
+        if found is None:
+            raise not_found(f"run {run!r} has no kernel grid of variable {variable!r}")
+        tag, info = found
+        return self._cache.get(
+            (eid, run, "kernel_grid", tag),
+            cache.listing_signature({tag: series[tag]}),
+            lambda: kernel_grid_reader.read_kernel_grids(self._data_provider, ctx, eid, run, tag, info),
+        )
+
+    def _findings(self, request, history: NormHistory, tags: Mapping[str, Any]) -> Optional[List]:
+        """The diagnosis of a run, or None if it failed (logged)."""
+        _, eid = self._where(request)
+
+        def diagnose():
+            try:
+                return diagnosis.diagnose(history)
+            except Exception:  # pylint: disable=broad-except
+                logger.exception("tb_weightnorm: the diagnosis of run %r failed", history.run)
+                return None
+
+        norms = reader.with_prefix(tags, metadata.NORM_TABLE_TAG_PREFIX)
+        return self._cache.get((eid, history.run, "findings"), cache.listing_signature(norms), diagnose)
 
     # -- routes -------------------------------------------------------------
 
@@ -142,45 +268,61 @@ class WeightHealthPlugin(base_plugin.TBPlugin):
 
     @_json_route
     def _serve_runs(self, request):
-        listing = reader.list_norm_series(
-            self._data_provider,
-            plugin_util.context(request.environ),
-            plugin_util.experiment_id(request.environ),
-        )
-        runs = []
-        for run in sorted(listing):
-            variables, stats = set(), {}
-            for series in listing[run].values():
-                try:
-                    names = metadata.norm_table_names(series.plugin_content)
-                except metadata.UnreadableMetadata:
-                    continue
-                if names is not None:
-                    variables.update(v for v in names.variables if v != metadata.GLOBAL_ROW)
-                    for stat in names.stats:
-                        stats.setdefault(stat, None)
-            runs.append(
+        ctx, eid = self._where(request)
+        listing = self._listing(request)
+        grids = kernel_grid_reader.list_kernel_grids(self._data_provider, ctx, eid)
+        return {"runs": [self._run_info(run, listing[run], grids.get(run, {})) for run in sorted(listing)]}
+
+    @staticmethod
+    def _run_info(run: str, tags: Mapping[str, Any], grids: Mapping[str, Any]) -> Dict[str, Any]:
+        """What a run holds, from its metadata alone."""
+        norms = reader.with_prefix(tags, metadata.NORM_TABLE_TAG_PREFIX)
+        tables = reader.readable_names(run, norms, metadata.norm_table_names).values()
+        variables = {v: l for names in tables for v, l in zip(names.variables, names.layers)}
+        stats = {s: None for names in tables for s in names.stats}
+        notes = sorted({names.gradient_note for names in tables if names.gradient_note})
+        histograms = reader.with_prefix(tags, metadata.HISTOGRAM_TAG_PREFIX)
+        hist_names = list(reader.readable_names(run, histograms, histogram_reader.histogram_names).values())
+        return {
+            "run": run,
+            "last_step": max(s.max_step for s in norms.values()),
+            "variables": sum(v != metadata.GLOBAL_ROW for v in variables),
+            "global_row": metadata.GLOBAL_ROW in variables,
+            "layers": list(dict.fromkeys(l for v, l in variables.items() if v != metadata.GLOBAL_ROW)),
+            "stats": list(stats),
+            "gradient_note": "; ".join(notes),
+            "histograms": {
+                "kinds": list(dict.fromkeys(k for n in hist_names for k in n.kinds)),
+                "bins": sorted({n.bins for n in hist_names}),
+                "variables": len({v for n in hist_names for v in n.variables}),
+                "last_step": max(s.max_step for s in histograms.values()),
+            }
+            if hist_names
+            else None,
+            "kernel_grids": [
                 {
-                    "run": run,
-                    "last_step": max(s.max_step for s in listing[run].values()),
-                    "variables": len(variables),
-                    "stats": list(stats),
+                    "layer": info.layer,
+                    "variable": variable,
+                    "mode": info.mode,
+                    "filters_total": info.filters_total,
+                    "last_step": grids[tag].max_step,
                 }
-            )
-        return {"runs": runs}
+                for variable, (tag, info) in kernel_grid_reader.grids_by_variable(run, grids).items()
+            ],
+        }
 
     @_json_route
     def _serve_table(self, request):
-        run = _required(request, "run")
-        step = _int_param(request, "step")
-        history = self._history(request, run)
+        run = params.required(request, "run")
+        step = params.integer(request, "step")
+        history = self._run_history(request, run)
         if step is None:
             index = len(history.steps) - 1
         else:
             index = history.step_index(step)
             if index is None:
-                raise _not_found(f"run {run!r} has no logged step {step}")
-        values = history.values[index]
+                raise not_found(f"run {run!r} has no logged step {step}")
+        rows = wire.json_values(history.values[index])
         return {
             "run": run,
             "step": int(history.steps[index]),
@@ -188,41 +330,211 @@ class WeightHealthPlugin(base_plugin.TBPlugin):
             "steps": history.steps.tolist(),
             "stats": list(history.stats),
             "rows": [
-                {"layer": layer, "variable": variable, "values": _json_numbers(values[i])}
-                for i, (variable, layer) in enumerate(zip(history.variables, history.layers))
+                {"layer": layer, "variable": variable, "values": values}
+                for variable, layer, values in zip(history.variables, history.layers, rows)
             ],
         }
 
     @_json_route
     def _serve_series(self, request):
-        run = _required(request, "run")
-        stat = _required(request, "stat")
-        wanted = request.args.getlist("variable")
-        history = self._history(request, run)
-        if stat not in history.stats:
-            raise _not_found(f"run {run!r} has no stat {stat!r}; it has {', '.join(history.stats)}")
-        column = history.values[:, :, history.stats.index(stat)]
-        rows = range(len(history.variables))
-        if wanted:
-            position = {v: i for i, v in enumerate(history.variables)}
-            unknown = [v for v in wanted if v not in position]
-            if unknown:
-                raise _not_found(f"run {run!r} has no variable {unknown[0]!r}")
-            rows = [position[v] for v in wanted]
+        run = params.required(request, "run")
+        stat = params.required(request, "stat")
+        wanted = params.listed(request, "variable")
+        limit = params.max_steps(request, default=None, cap=MAX_COLUMNS)
+        how = params.choice(request, "reduce", wire.REDUCES, default="last")
+        history = self._run_history(request, run)
+        column = _column(history, stat)
+        position = {v: i for i, v in enumerate(history.variables)}
+        unknown = [v for v in wanted if v not in position]
+        if unknown:
+            raise not_found(f"run {run!r} has no variable {unknown[0]!r}")
+        rows = [position[v] for v in wanted] if wanted else list(range(len(history.variables)))
+        values, steps = _thinned(history, column[:, rows], limit, how)
+        return {"run": run, "stat": stat, **steps, "series": _series(history, rows, values, None)}
+
+    @_json_route
+    def _serve_heatmap(self, request):
+        run = params.required(request, "run")
+        stat = params.required(request, "stat")
+        limit = params.max_steps(request, default=HEATMAP_COLUMNS, cap=MAX_COLUMNS)
+        how = params.choice(request, "reduce", wire.REDUCES, default="max")
+        history = self._run_history(request, run)
+        values, steps = _thinned(history, _column(history, stat), limit, how)
+        rows = _series(history, range(len(history.variables)), values, DIGITS, flag_global=True)
+        del steps["wall_times"]
+        return {"run": run, "stat": stat, "max_steps": limit, **steps, "rows": rows}
+
+    @_json_route
+    def _serve_compare(self, request):
+        runs = params.listed(request, "run", at_least_one=True)
+        stat = params.required(request, "stat")
+        variables = params.listed(request, "variable")
+        layers = params.listed(request, "layer")
+        if not variables and not layers:
+            raise params.bad_request("missing parameter 'variable' or 'layer' (give either, repeated as needed)")
+        limit = params.max_steps(request, default=COMPARE_COLUMNS, cap=MAX_COLUMNS)
+        how = params.choice(request, "reduce", wire.REDUCES, default="last")
+        listing = self._listing(request, runs)
+        entries = [
+            self._compared_run(self._history(request, run, listing[run]), stat, variables, layers, limit, how)
+            for run in runs
+        ]
+        if not any(e["stat_logged"] for e in entries):
+            raise not_found(f"no run of {', '.join(map(repr, runs))} has stat {stat!r}")
+        return {"stat": stat, "max_steps": limit, "runs": entries}
+
+    @staticmethod
+    def _compared_run(
+        history: NormHistory, stat: str, variables: List[str], layers: List[str], limit: int, how: str
+    ) -> Dict[str, Any]:
+        position = {v: i for i, v in enumerate(history.variables)}
+        rows = [position[v] for v in variables if v in position]
+        for layer in layers:
+            rows += [i for i, l in enumerate(history.layers) if l == layer and i not in rows]
+        entry: Dict[str, Any] = {
+            "run": history.run,
+            "stat_logged": stat in history.stats,
+            "missing": [v for v in variables if v not in position],
+            "missing_layers": [l for l in layers if l not in history.layers],
+        }
+        if not entry["stat_logged"]:
+            rows = []
+        column = history.column(stat) if rows else np.zeros((len(history.steps), 0))
+        values, steps = _thinned(history, column[:, rows], limit, how)
+        return {**entry, **steps, "series": _series(history, rows, values, DIGITS)}
+
+    @_json_route
+    def _serve_histograms(self, request):
+        runs = params.listed(request, "run", at_least_one=True)
+        variable = params.required(request, "variable")
+        kind = params.choice(request, "kind", HISTOGRAM_KINDS)
+        limit = params.max_steps(request, default=HISTOGRAM_STEPS, cap=MAX_HISTOGRAM_STEPS)
+        listing = self._listing(request, runs)
+        entries = []
+        for run in runs:
+            history = self._histogram_history(request, run, listing[run])
+            found = history.of(variable, kind) if history is not None else None
+            if found is None:
+                missing = "no histograms" if history is None else f"no {kind} histogram of {variable!r}"
+                entries.append({"run": run, "missing": missing})
+                continue
+            picked = wire.evenly_spaced(len(found.steps), limit)
+            entries.append(
+                {
+                    "run": run,
+                    "layer": found.layer,
+                    "logged_steps": len(found.steps),
+                    "histograms": [_histogram(found, i) for i in picked],
+                }
+            )
+        if all("missing" in e for e in entries):
+            raise not_found(
+                f"no run of {', '.join(map(repr, runs))} has a {kind} histogram of variable {variable!r}"
+            )
+        return {"variable": variable, "kind": kind, "max_steps": limit, "runs": entries}
+
+    @_json_route
+    def _serve_kernel_grids(self, request):
+        run = params.required(request, "run")
+        variable = params.required(request, "variable")
+        grids = self._kernel_grids(request, run, variable)
+        info = grids.info
         return {
             "run": run,
-            "stat": stat,
-            "steps": history.steps.tolist(),
-            "wall_times": history.wall_times.tolist(),
-            "series": [
+            "variable": variable,
+            "layer": info.layer,
+            "mode": info.mode,
+            "filters_total": info.filters_total,
+            "images": [
                 {
-                    "layer": history.layers[i],
-                    "variable": history.variables[i],
-                    "values": _json_numbers(column[:, i]),
+                    "step": image.step,
+                    "wall_time": image.wall_time,
+                    "width": image.width,
+                    "height": image.height,
+                    "scale": None if image.scale is None else wire.json_values([image.scale], DIGITS)[0],
+                    "filters_shown": image.filters_shown,
+                    "url": "kernel_image?"
+                    + urllib.parse.urlencode({"run": run, "variable": variable, "step": image.step}),
                 }
-                for i in rows
+                for image in grids.images
             ],
         }
+
+    @_json_route
+    def _serve_kernel_image(self, request):
+        run = params.required(request, "run")
+        variable = params.required(request, "variable")
+        step = params.integer(request, "step", required=True)
+        image = self._kernel_grids(request, run, variable).at(step)
+        if image is None:
+            raise not_found(f"run {run!r} has no kernel grid of {variable!r} at step {step}")
+        ctx, _ = self._where(request)
+        png = kernel_grid_reader.read_png(self._data_provider, ctx, image)
+        if png is None:
+            reader.warn_once(
+                "tb_weightnorm: the kernel grid of %r at step %d in run %r is not a PNG", variable, step, run
+            )
+            raise not_found(f"the kernel grid of {variable!r} at step {step} in run {run!r} is unreadable")
+        return http_util.Respond(request, png, "image/png")
+
+    @_json_route
+    def _serve_findings(self, request):
+        chosen = params.listed(request, "run")
+        listing = self._listing(request, chosen or None)
+        findings, judged, skipped = [], [], []
+        for run in chosen or sorted(listing):
+            try:
+                history = self._history(request, run, listing[run])
+            except HttpError as exc:
+                if chosen:
+                    raise
+                skipped.append({"run": run, "reason": str(exc)})
+                continue
+            found = self._findings(request, history, listing[run])
+            if found is None:
+                skipped.append({"run": run, "reason": "the diagnosis failed (see TensorBoard's log)"})
+                continue
+            judged.append(run)
+            findings += [_finding(run, f) for f in found]
+        findings.sort(key=lambda f: (-_severity_rank(f["severity"]), f["first_step"], f["run"], f["rule"]))
+        return {"runs": judged, "findings": findings, "skipped": skipped}
+
+
+def _histogram(found: histogram_reader.VariableHistograms, i: int) -> Dict[str, Any]:
+    row = found.rows[i]
+    low, high = wire.json_values(row[:2], EDGE_DIGITS)
+    nan, neg_inf, pos_inf = wire.json_counts(row[-3:])
+    return {
+        "step": int(found.steps[i]),
+        "wall_time": float(found.wall_times[i]),
+        "min": low,
+        "max": high,
+        "counts": wire.json_counts(row[2:-3]),
+        "nan_count": nan,
+        "neg_inf_count": neg_inf,
+        "pos_inf_count": pos_inf,
+    }
+
+
+def _finding(run: str, finding: diagnosis.Finding) -> Dict[str, Any]:
+    """A finding as JSON: numpy numbers as plain ones, NaN and inf spelt out."""
+    out: Dict[str, Any] = {"run": run}
+    for key, value in finding.to_dict().items():
+        if isinstance(value, (bool, np.bool_)):
+            value = bool(value)
+        elif isinstance(value, (int, np.integer)):
+            value = int(value)
+        elif isinstance(value, (float, np.floating)):
+            value = wire.json_number(value)
+        out[key] = value
+    return out
+
+
+def _severity_rank(severity: str) -> int:
+    try:
+        return diagnosis.severity_rank(severity)
+    except ValueError:
+        return -1
 
 
 class WeightHealthLoader(base_plugin.TBLoader):
