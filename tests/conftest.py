@@ -123,3 +123,60 @@ def wait_for_json(url, predicate, timeout=90):
                 return last
         time.sleep(0.5)
     raise AssertionError(f"{url} never satisfied the condition; last answer: {str(last)[:500]}")
+
+
+@pytest.fixture(scope="session")
+def api_logdir(tmp_path_factory):
+    """Runs for the plugin's data API (see plugin_logs.py): a Conv2D model fit
+    with WeightHealthCallback (histograms, kernel grids), a Dense model in a
+    custom loop logged with tb_weightnorm.log, and a fit whose weights turn
+    NaN mid-run."""
+    import plugin_logs
+
+    logdir = tmp_path_factory.mktemp("api_logs")
+    plugin_logs.train_cnn(str(logdir))
+    plugin_logs.train_loop(str(logdir))
+    plugin_logs.train_with_nan(str(logdir), plugin_logs.NAN_RUN, plugin_logs.NAN_AT_BATCH)
+    return logdir
+
+
+def plugin_client(logdir, provider_class=None):
+    """A werkzeug client of the plugin over TensorBoard's Python data provider
+    (or a subclass of it) on `logdir`, keeping every step; returns
+    (client, multiplexer, provider)."""
+    from tensorboard.backend import application
+    from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+    from tensorboard.plugins import base_plugin
+    from werkzeug import test as werkzeug_test
+    from werkzeug import wrappers
+
+    from tb_weightnorm import metadata, plugin
+
+    multiplexer = plugin_event_multiplexer.EventMultiplexer(tensor_size_guidance={metadata.PLUGIN_NAME: 0})
+    multiplexer.AddRunsFromDirectory(str(logdir))
+    multiplexer.Reload()
+    provider = (provider_class or data_provider.MultiplexerDataProvider)(multiplexer, str(logdir))
+    ctx = base_plugin.TBContext(logdir=str(logdir), data_provider=provider)
+    app = application.TensorBoardWSGI([plugin.WeightHealthPlugin(ctx)])
+    return werkzeug_test.Client(app, wrappers.Response), multiplexer, provider
+
+
+def plugin_get(client, route):
+    """(response, JSON body or bytes) of a GET of a plugin route."""
+    response = client.get("/data/plugin/weight_health/" + route)
+    body = response.get_data()
+    return response, (json.loads(body) if response.mimetype == "application/json" else body)
+
+
+def plugin_ok(client, route):
+    """The JSON body of a plugin route that must answer 200."""
+    response, body = plugin_get(client, route)
+    assert response.status_code == 200, body
+    return body
+
+
+@pytest.fixture(scope="module")
+def api_client(api_logdir):
+    """A werkzeug client of the plugin over `api_logdir`."""
+    client, _, _ = plugin_client(api_logdir)
+    return client

@@ -1,17 +1,11 @@
 """The plugin's routes through a werkzeug client, over logs from real training."""
 
-import json
-
 import numpy as np
 import pytest
-from tensorboard import context
-from tensorboard.backend import application
-from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
 from tensorboard.plugins import base_plugin
-from werkzeug import test as werkzeug_test
-from werkzeug import wrappers
 
 import tb_weightnorm
+from conftest import plugin_client, plugin_get
 from tb_weightnorm import metadata, plugin
 
 RUN = "healthy_cnn/train"
@@ -19,19 +13,11 @@ RUN = "healthy_cnn/train"
 
 @pytest.fixture(scope="module")
 def client(demo_logdir):
-    multiplexer = plugin_event_multiplexer.EventMultiplexer(tensor_size_guidance={metadata.PLUGIN_NAME: 0})
-    multiplexer.AddRunsFromDirectory(str(demo_logdir))
-    multiplexer.Reload()
-    provider = data_provider.MultiplexerDataProvider(multiplexer, str(demo_logdir))
-    ctx = base_plugin.TBContext(logdir=str(demo_logdir), data_provider=provider)
-    app = application.TensorBoardWSGI([plugin.WeightHealthPlugin(ctx)])
-    return werkzeug_test.Client(app, wrappers.Response)
+    client, _, _ = plugin_client(demo_logdir)
+    return client
 
 
-def get(client, route):
-    response = client.get("/data/plugin/weight_health/" + route)
-    body = response.get_data()
-    return response, (json.loads(body) if response.mimetype == "application/json" else body)
+get = plugin_get
 
 
 def test_runs(client):
@@ -79,25 +65,6 @@ def test_series_of_chosen_variables(client):
         assert all(isinstance(v, float) and v > 0 for v in series["values"])
     _, everything = get(client, f"series?run={RUN}&stat=update/ratio")
     assert len(everything["series"]) == 9  # the variables and the (global) row
-
-
-@pytest.mark.parametrize(
-    "route,status,mentions",
-    [
-        ("table", 400, "'run'"),
-        ("table?run=", 400, "'run'"),
-        (f"table?run={RUN}&step=x", 400, "'step'"),
-        (f"table?run={RUN}&step=4", 404, "step 4"),
-        ("table?run=nope", 404, "'nope'"),
-        (f"series?run={RUN}", 400, "'stat'"),
-        (f"series?run={RUN}&stat=weight/l7", 404, "weight/l7"),
-        (f"series?run={RUN}&stat=weight/l2&variable=nope", 404, "'nope'"),
-    ],
-)
-def test_bad_parameters_name_what_is_wrong(client, route, status, mentions):
-    response, body = get(client, route)
-    assert response.status_code == status
-    assert mentions in body["error"]
 
 
 def test_index_js_is_served_as_an_es_module(client):

@@ -1,0 +1,180 @@
+"""Small real training runs for the plugin's route tests, and their numbers.
+
+Each function trains a tiny Keras model for real and logs it, with
+`WeightHealthCallback` or `tb_weightnorm.log` in a custom loop, into
+`logdir/<run>`; the constants say what was logged so tests can check the
+routes against it.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+
+# A Conv2D model on RGB images, WeightHealthCallback every step.
+CNN_RUN = "cnn/train"
+CNN_EPOCHS = 3
+CNN_BATCHES = 4  # per epoch
+CNN_HISTOGRAM_EVERY = 2
+CNN_BINS = 8
+CNN_CONVS = {  # variable -> (layer, mode, filters)
+    "rgb_cnn/rgb_conv/kernel": ("rgb_conv", "rgb", 4),
+    "rgb_cnn/deep_conv/kernel": ("deep_conv", "diverging", 6),
+}
+CNN_VARIABLE_SIZES = {
+    "rgb_cnn/rgb_conv/kernel": 3 * 3 * 3 * 4,
+    "rgb_cnn/rgb_conv/bias": 4,
+    "rgb_cnn/deep_conv/kernel": 3 * 3 * 4 * 6,
+    "rgb_cnn/deep_conv/bias": 6,
+    "rgb_cnn/out/kernel": 6 * 2,
+    "rgb_cnn/out/bias": 2,
+}
+
+# A Dense model in a custom loop with `tb_weightnorm.log`, every step.
+LOOP_RUN = "loop"
+LOOP_STEPS = 120
+LOOP_HISTOGRAM_EVERY = 10
+LOOP_VARIABLES = ["loop_mlp/hidden/kernel", "loop_mlp/hidden/bias", "loop_mlp/head/kernel", "loop_mlp/head/bias"]
+
+# A Dense model fit with WeightHealthCallback every step, one kernel element
+# set to NaN before batch NAN_AT_BATCH (0-based) of 20: step NAN_AT_BATCH + 1
+# is the first logged with NaN.
+NAN_RUN = "nan/train"
+NAN_AT_BATCH = 5
+NAN_STEPS = 20
+
+
+def train_cnn(logdir: str) -> str:
+    """CNN_RUN: a Conv2D model fit on random RGB images."""
+    import keras
+
+    import tb_weightnorm
+
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            keras.layers.Conv2D(4, 3, activation="relu", name="rgb_conv"),
+            keras.layers.Conv2D(6, 3, activation="relu", name="deep_conv"),
+            keras.layers.GlobalAveragePooling2D(name="pool"),
+            keras.layers.Dense(2, name="out"),
+        ],
+        name="rgb_cnn",
+    )
+    model.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse")
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(16 * CNN_BATCHES, 8, 8, 3)).astype("float32")
+    y = rng.normal(size=(16 * CNN_BATCHES, 2)).astype("float32")
+    run_dir = os.path.join(logdir, os.path.dirname(CNN_RUN))
+    callback = tb_weightnorm.WeightHealthCallback(
+        run_dir,
+        every_n_steps=1,
+        histogram_every_n_steps=CNN_HISTOGRAM_EVERY,
+        kernel_grid_every_n_epochs=1,
+        histogram_bins=CNN_BINS,
+    )
+    model.fit(x, y, batch_size=16, epochs=CNN_EPOCHS, verbose=0, callbacks=[callback])
+    return run_dir
+
+
+def loop_model():
+    import keras
+
+    return keras.Sequential(
+        [
+            keras.Input((5,)),
+            keras.layers.Dense(7, activation="tanh", name="hidden"),
+            keras.layers.Dense(1, name="head"),
+        ],
+        name="loop_mlp",
+    )
+
+
+def loop_trainer(writer, model, optimizer, *, seed: int = 2):
+    """A function `train(first_step, steps)` that trains `model` in a custom
+    loop, logging every step with `tb_weightnorm.log` (histograms too) to
+    `writer`; traced once, so later calls append steps quickly."""
+    import tensorflow as tf
+
+    import tb_weightnorm
+
+    rng = np.random.default_rng(seed)
+    x = tf.constant(rng.normal(size=(32, 5)).astype("float32"))
+    y = tf.constant(rng.normal(size=(32, 1)).astype("float32"))
+
+    @tf.function
+    def train_step(step):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean((model(x, training=True) - y) ** 2)
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply(grads, model.trainable_variables)
+        with writer.as_default():
+            tb_weightnorm.log(
+                model, gradients=grads, step=step, histogram_every_n_steps=LOOP_HISTOGRAM_EVERY, histogram_bins=16
+            )
+
+    def train(first_step: int, steps: int) -> None:
+        for step in range(first_step, first_step + steps):
+            train_step(tf.constant(step, tf.int64))
+        writer.flush()
+
+    return train
+
+
+def train_loop(logdir: str, steps: int = LOOP_STEPS) -> str:
+    """LOOP_RUN: a Dense model in a custom loop, steps 0 .. steps - 1."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(2)
+    run_dir = os.path.join(logdir, LOOP_RUN)
+    writer = tf.summary.create_file_writer(run_dir)
+    loop_trainer(writer, loop_model(), keras.optimizers.SGD(0.01))(0, steps)
+    writer.close()
+    return run_dir
+
+
+def train_with_nan(logdir: str, run: str, nan_at_batch: int, layer_name: str = "middle") -> str:
+    """A Dense model fit with WeightHealthCallback every step; at batch
+    `nan_at_batch` of the first epoch one element of `layer_name`'s kernel
+    becomes NaN (so every later gradient and weight goes NaN too)."""
+    import keras
+
+    import tb_weightnorm
+
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential(
+        [
+            keras.Input((6,)),
+            keras.layers.Dense(8, activation="relu", name="first"),
+            keras.layers.Dense(8, activation="relu", name=layer_name),
+            keras.layers.Dense(1, name="last"),
+        ],
+        name="nan_mlp",
+    )
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+
+    class InjectNaN(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if batch == nan_at_batch:
+                kernel = model.get_layer(layer_name).kernel
+                value = np.array(kernel.numpy())
+                value[0, 0] = np.nan
+                kernel.assign(value)
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(16 * NAN_STEPS, 6)).astype("float32")
+    y = rng.normal(size=(16 * NAN_STEPS, 1)).astype("float32")
+    run_dir = os.path.join(logdir, os.path.dirname(run))
+    model.fit(
+        x,
+        y,
+        batch_size=16,
+        epochs=1,
+        verbose=0,
+        callbacks=[InjectNaN(), tb_weightnorm.WeightHealthCallback(run_dir, every_n_steps=1, histogram_every_n_steps=0)],
+    )
+    return run_dir
