@@ -63,3 +63,21 @@ def test_tab_shows_the_models_layers(browser, demo_logdir, tmp_path):
         assert shot.stat().st_size > 10_000
         assert not errors, errors
         page.close()
+
+
+def test_tab_shows_the_findings_of_a_run_gone_nan(browser, api_logdir):
+    import plugin_logs
+
+    with tensorboard_process(api_logdir) as base:
+        page, frame, errors = open_tab(browser, base)
+        frame.locator("[data-testid=norm-row]").first.wait_for(timeout=60_000)
+        frame.locator("[data-testid=run-select]").select_option(plugin_logs.NAN_RUN)
+        finding = frame.locator("[data-testid=finding][data-severity=critical]").first
+        finding.wait_for(timeout=60_000)
+        text = finding.inner_text()
+        assert "nonfinite" in text and f"steps {plugin_logs.NAN_AT_BATCH + 1}" in text
+        # A click charts the variables the finding is about.
+        finding.click()
+        frame.locator("[data-testid=chart] canvas").first.wait_for(timeout=30_000)
+        assert not errors, errors
+        page.close()

@@ -2,8 +2,9 @@
 
 import {buildChartModel} from './chart_data';
 import {colorMap} from './colors';
-import type {DataClient, NormTable, StatSeries} from './data_client';
+import type {DataClient, Finding, NormTable, StatSeries} from './data_client';
 import {
+  chartOnly,
   chartVariables,
   currentRun,
   initialState,
@@ -16,6 +17,7 @@ import {
 import {createChart, type ChartView} from './views/chart';
 import {el} from './views/dom';
 import {createEmptyState} from './views/empty_state';
+import {createFindings, type FindingsView} from './views/findings';
 import {createNormTable, type NormTableView} from './views/norm_table';
 import {createSelectors, type SelectorsView} from './views/selectors';
 import {createStatus, type StatusView} from './views/status';
@@ -47,10 +49,13 @@ export class App {
   private runsRequest = 0;
   private tableRequest = 0;
   private seriesRequest = 0;
+  private findingsRequest = 0;
+  private findingsOf: {run: string; findings: Finding[]} | null = null;
 
   private readonly selectors: SelectorsView;
   private readonly status: StatusView;
   private readonly empty: HTMLElement;
+  private readonly findings: FindingsView;
   private readonly normTable: NormTableView;
   private readonly chart: ChartView;
   private readonly content: HTMLElement;
@@ -66,11 +71,12 @@ export class App {
     });
     this.status = createStatus();
     this.empty = createEmptyState();
+    this.findings = createFindings({onSelect: (finding) => void this.showFinding(finding)});
     this.normTable = createNormTable({onToggle: (variable) => void this.toggle(variable)});
     this.chart = (deps.createChart ?? createChart)();
     this.content = el('div', {className: 'wh-content'}, [this.normTable.element, this.chart.element]);
     root.classList.add('wh-root');
-    root.append(this.selectors.element, this.status.element, this.empty, this.content);
+    root.append(this.selectors.element, this.status.element, this.empty, this.findings.element, this.content);
     this.unsubscribe = deps.host.onDataReloaded(() => void this.loadRuns());
     this.renderAll();
   }
@@ -143,6 +149,35 @@ export class App {
     if (request !== this.tableRequest) return;
     this.table = table;
     this.renderTable();
+    await Promise.all([this.loadSeries(), this.loadFindings()]);
+  }
+
+  private async loadFindings(): Promise<void> {
+    const run = this.state.run;
+    if (run === null) return;
+    const request = ++this.findingsRequest;
+    let findings;
+    try {
+      findings = await this.deps.data.getFindings(run);
+    } catch (error) {
+      if (request === this.findingsRequest) this.status.error(`Could not diagnose ${run}: ${message(error)}`);
+      return;
+    }
+    if (request !== this.findingsRequest) return;
+    this.findingsOf = {run, findings};
+    this.renderFindings();
+  }
+
+  /** Charts what a finding is about: its variable, or every variable of its layer. */
+  async showFinding(finding: Finding): Promise<void> {
+    if (!this.table || finding.run !== this.state.run) return;
+    const about = this.table.rows
+      .filter((r) => (finding.variable ? r.variable === finding.variable : r.layer === finding.layer))
+      .map((r) => r.variable);
+    if (about.length === 0) return;
+    this.state = chartOnly(this.state, about, this.variables());
+    this.renderTable();
+    this.renderChart();
     await this.loadSeries();
   }
 
@@ -203,8 +238,15 @@ export class App {
     this.content.hidden = noRuns;
     this.selectors.element.hidden = noRuns;
     this.renderSelectors();
+    this.renderFindings();
     this.renderTable();
     this.renderChart();
+  }
+
+  private renderFindings(): void {
+    const mine = this.findingsOf && this.findingsOf.run === this.state.run ? this.findingsOf.findings : null;
+    this.findings.element.hidden = this.state.run === null;
+    this.findings.update(mine);
   }
 
   private renderSelectors(): void {

@@ -47,6 +47,24 @@ export interface StatSeries {
   series: VariableSeries[];
 }
 
+export type Severity = 'critical' | 'warning' | 'info';
+
+/** One thing the diagnosis found wrong in a run (tb_weightnorm/diagnosis.py). */
+export interface Finding {
+  run: string;
+  rule: string;
+  severity: Severity;
+  layer: string;
+  /** Empty when the finding is about every variable of the layer, or the whole model. */
+  variable: string;
+  first_step: number;
+  last_step: number;
+  value: StatValue;
+  threshold: StatValue;
+  message: string;
+  ongoing: boolean;
+}
+
 /** An error answered by the server (HTTP status and its message) or a malformed answer. */
 export class ApiError extends Error {
   constructor(
@@ -93,6 +111,8 @@ export interface DataClient {
   getTable(run: string, step?: number): Promise<NormTable>;
   /** One stat over all steps; `variables` chooses the series (default: all). */
   getSeries(run: string, stat: string, variables?: readonly string[]): Promise<StatSeries>;
+  /** The diagnosis of `run`, most severe first. */
+  getFindings(run: string): Promise<Finding[]>;
 }
 
 export function runsUrl(): string {
@@ -109,6 +129,10 @@ export function seriesUrl(run: string, stat: string, variables?: readonly string
   const params = new URLSearchParams({run, stat});
   for (const variable of variables ?? []) params.append('variable', variable);
   return `./series?${params}`;
+}
+
+export function findingsUrl(run: string): string {
+  return `./findings?${new URLSearchParams({run})}`;
 }
 
 /** Turns a failed response into an ApiError carrying the server's `error` message. */
@@ -192,6 +216,29 @@ export function decodeSeries(body: Record<string, unknown>): StatSeries {
   };
 }
 
+const SEVERITIES: readonly string[] = ['critical', 'warning', 'info'];
+
+export function decodeFindings(body: Record<string, unknown>): Finding[] {
+  return list(body, 'findings').map((entry) => {
+    const f = (entry ?? {}) as Record<string, unknown>;
+    const severity = String(f.severity);
+    if (!SEVERITIES.includes(severity)) throw new ApiError(`unexpected severity in response: ${JSON.stringify(severity)}`);
+    return {
+      run: String(f.run),
+      rule: String(f.rule),
+      severity: severity as Severity,
+      layer: String(f.layer),
+      variable: typeof f.variable === 'string' ? f.variable : '',
+      first_step: Number(f.first_step),
+      last_step: Number(f.last_step),
+      value: decodeNumber(f.value ?? null),
+      threshold: decodeNumber(f.threshold ?? null),
+      message: String(f.message),
+      ongoing: f.ongoing === true,
+    };
+  });
+}
+
 export function createDataClient(fetchFn: FetchFn = (url) => fetch(url)): DataClient {
   return {
     async getRuns() {
@@ -202,6 +249,9 @@ export function createDataClient(fetchFn: FetchFn = (url) => fetch(url)): DataCl
     },
     async getSeries(run, stat, variables) {
       return decodeSeries(await getJson(fetchFn, seriesUrl(run, stat, variables)));
+    },
+    async getFindings(run) {
+      return decodeFindings(await getJson(fetchFn, findingsUrl(run)));
     },
   };
 }

@@ -77,3 +77,9 @@ export function toggleVariable(state: State, variable: string, all: readonly str
     : all.filter((v) => v === variable || shown.includes(v));
   return {...state, variables};
 }
+
+/** Charts exactly `variables` (those the run has), e.g. the ones a finding is about. */
+export function chartOnly(state: State, variables: readonly string[], all: readonly string[]): State {
+  const chosen = new Set(variables);
+  return {...state, variables: all.filter((v) => chosen.has(v))};
+}

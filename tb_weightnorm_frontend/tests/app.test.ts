@@ -2,7 +2,7 @@
 import {describe, expect, it} from 'vitest';
 import {App, NO_VARIABLES_CHARTED} from '../src/app';
 import type {ChartModel} from '../src/chart_data';
-import {ApiError, type DataClient, type NormTable, type RunInfo, type StatSeries} from '../src/data_client';
+import {ApiError, type DataClient, type Finding, type NormTable, type RunInfo, type StatSeries} from '../src/data_client';
 import type {ChartView} from '../src/views/chart';
 import {EMPTY_MESSAGE} from '../src/views/empty_state';
 
@@ -29,6 +29,8 @@ class FakeData implements DataClient {
   variables: Record<string, string[]> = {a: ['a/k', 'a/b'], b: ['b/k']};
   calls: string[] = [];
   failTable: string | null = null;
+  findings: Record<string, Finding[]> = {};
+  findingCalls: string[] = [];
 
   async getRuns() {
     this.calls.push('runs');
@@ -38,6 +40,10 @@ class FakeData implements DataClient {
     this.calls.push(`table ${run}`);
     if (run === this.failTable) throw new ApiError(`Unknown run: '${run}' (HTTP 404 NOT FOUND)`, 404);
     return tableOf(run, this.variables[run]);
+  }
+  async getFindings(run: string): Promise<Finding[]> {
+    this.findingCalls.push(run);
+    return this.findings[run] ?? [];
   }
   async getSeries(run: string, stat: string, variables?: readonly string[]): Promise<StatSeries> {
     this.calls.push(`series ${run} ${stat} ${(variables ?? []).join(',')}`);
@@ -209,5 +215,31 @@ describe('App after a failed table load', () => {
     const {chart} = await start(data);
     expect(chart.model).toBeNull();
     expect(chart.message).toBe('Nothing to draw.');
+  });
+
+  it('shows the findings of the run, and a click charts what a finding is about', async () => {
+    const data = new FakeData();
+    const finding: Finding = {
+      run: 'a', rule: 'dead_units', severity: 'critical', layer: 'l', variable: 'a/b',
+      first_step: 1, last_step: 11, value: 1, threshold: 0.95, message: '<img src=x onerror=alert(1)> dead', ongoing: true,
+    };
+    data.findings = {a: [finding]};
+    const {chart, root, q} = await start(data);
+    expect(data.findingCalls).toEqual(['a']);
+    const items = root.querySelectorAll<HTMLElement>('[data-testid="finding"]');
+    expect(items.length).toBe(1);
+    expect(items[0].dataset.severity).toBe('critical');
+    expect(items[0].textContent).toContain('<img src=x onerror=alert(1)> dead');
+    expect(root.querySelector('img')).toBeNull();
+    expect(q('findings').textContent).toContain('steps 1\u201311, ongoing');
+    items[0].click();
+    await settle();
+    expect(chart.model!.lines.map((l) => l.variable)).toEqual(['a/b']);
+    expect(data.calls.at(-1)).toBe('series a gradient/l2 a/b');
+  });
+
+  it('says so when the diagnosis found nothing', async () => {
+    const {q} = await start();
+    expect(q('findings').textContent).toContain('No findings');
   });
 });

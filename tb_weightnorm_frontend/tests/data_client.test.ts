@@ -2,7 +2,9 @@ import {describe, expect, it} from 'vitest';
 import {
   ApiError,
   createDataClient,
+  decodeFindings,
   decodeNumber,
+  findingsUrl,
   decodeNumbers,
   runsUrl,
   seriesUrl,
@@ -170,5 +172,27 @@ describe('createDataClient', () => {
     const client = createDataClient(fetchFn);
     await expect(client.getRuns()).rejects.toThrow(ApiError);
     await expect(client.getTable('r')).rejects.toThrow(/not JSON/);
+  });
+});
+
+describe('findings', () => {
+  it('are fetched per run with a relative, escaped URL', () => {
+    expect(findingsUrl('a b/&train')).toBe('./findings?run=a+b%2F%26train');
+  });
+
+  it('decode with infinite values and an empty variable', () => {
+    const [f] = decodeFindings({
+      findings: [
+        {run: 'r', rule: 'nonfinite', severity: 'critical', layer: '(model)', variable: '', first_step: 3,
+         last_step: 9, value: 'Infinity', threshold: 0, message: 'm', ongoing: true},
+      ],
+    });
+    expect(f.value).toBe(Infinity);
+    expect(f.variable).toBe('');
+    expect(f.ongoing).toBe(true);
+  });
+
+  it('refuse an unknown severity', () => {
+    expect(() => decodeFindings({findings: [{severity: 'bad'}]})).toThrow(ApiError);
   });
 });
