@@ -98,6 +98,7 @@ class WeightHealthCallback(keras.callbacks.Callback):
         self.findings: List[diagnosis.Finding] = []
         self._reported = set()
         self._history: Optional[HistoryBuffer] = None
+        self._undiagnosed = False  # tables came in since the last diagnosis
         self._writer: Optional[tf.summary.SummaryWriter] = None
         self._recorder: Optional[AppliedUpdateRecorder] = None
         self._convs = None
@@ -182,6 +183,7 @@ class WeightHealthCallback(keras.callbacks.Callback):
         now = time.time()
         for step, values in norms:
             self._history.append(step, now, values)
+            self._undiagnosed = True
         with self._writer.as_default():
             for step, values in norms:
                 summary.write_norm_table(names, values, step)
@@ -201,8 +203,9 @@ class WeightHealthCallback(keras.callbacks.Callback):
         self._diagnose()
 
     def _diagnose(self) -> None:
-        if self._history is None or not len(self._history):
+        if not self._undiagnosed:
             return
+        self._undiagnosed = False
         self.findings = diagnosis.diagnose(self._history.history(self.log_dir), self.thresholds)
         if self.report is None:
             return

@@ -495,8 +495,10 @@ class WeightHealthPlugin(base_plugin.TBPlugin):
                 skipped.append({"run": run, "reason": "the diagnosis failed (see TensorBoard's log)"})
                 continue
             judged.append(run)
-            findings += [_finding(run, f) for f in found]
-        findings.sort(key=lambda f: (-_severity_rank(f["severity"]), f["first_step"], f["run"], f["rule"]))
+            findings += [wire.finding_object(run, f) for f in found]
+        findings.sort(
+            key=lambda f: (-diagnosis.severity_rank(f["severity"]), f["first_step"], f["run"], f["rule"])
+        )
         return {"runs": judged, "findings": findings, "skipped": skipped}
 
 
@@ -514,27 +516,6 @@ def _histogram(found: histogram_reader.VariableHistograms, i: int) -> Dict[str, 
         "neg_inf_count": neg_inf,
         "pos_inf_count": pos_inf,
     }
-
-
-def _finding(run: str, finding: diagnosis.Finding) -> Dict[str, Any]:
-    """A finding as JSON: numpy numbers as plain ones, NaN and inf spelt out."""
-    out: Dict[str, Any] = {"run": run}
-    for key, value in finding.to_dict().items():
-        if isinstance(value, (bool, np.bool_)):
-            value = bool(value)
-        elif isinstance(value, (int, np.integer)):
-            value = int(value)
-        elif isinstance(value, (float, np.floating)):
-            value = wire.json_number(value)
-        out[key] = value
-    return out
-
-
-def _severity_rank(severity: str) -> int:
-    try:
-        return diagnosis.severity_rank(severity)
-    except ValueError:
-        return -1
 
 
 class WeightHealthLoader(base_plugin.TBLoader):

@@ -15,7 +15,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from tb_weightnorm import metadata
+from tb_weightnorm import metadata, wire
 from tb_weightnorm.diagnosis import Finding, severity_rank, sort_findings
 from tb_weightnorm.history import NormHistory
 
@@ -327,16 +327,5 @@ def findings_json(findings: Iterable[Tuple[str, Finding]]) -> str:
     >>> findings_json([])
     '[]'
     """
-    objects = [{"run": run, **{k: _json_value(v) for k, v in f.to_dict().items()}} for run, f in findings]
+    objects = [wire.finding_object(run, f) for run, f in findings]
     return json.dumps(objects, indent=2, allow_nan=False)
-
-
-def _json_value(value):
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float):
-        if math.isnan(value):
-            return None
-        if math.isinf(value):
-            return "Infinity" if value > 0 else "-Infinity"
-    return value

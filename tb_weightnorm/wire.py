@@ -9,7 +9,7 @@ operations rather than a Python loop per value.
 from __future__ import annotations
 
 import math
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -25,6 +25,17 @@ def json_number(value: float) -> Any:
     if math.isinf(value):
         return "Infinity" if value > 0 else "-Infinity"
     return value
+
+
+def finding_object(run: str, finding) -> Dict[str, Any]:
+    """A `diagnosis.Finding` of `run` as a JSON object: its fields and `run`,
+    with a NaN or infinite value spelt the way `json_number` spells it."""
+    out: Dict[str, Any] = {"run": run}
+    for key, value in finding.to_dict().items():
+        if isinstance(value, np.generic):  # a Finding built from numpy numbers
+            value = value.item()
+        out[key] = json_number(value) if isinstance(value, float) else value
+    return out
 
 
 def round_significant(values: np.ndarray, digits: int) -> np.ndarray:
