@@ -14,6 +14,22 @@ export interface RunInfo {
   last_step: number | null;
   variables: number | null;
   stats: string[];
+  /** The layers, in model order (empty when the server leaves them out). */
+  layers: string[];
+  /** The kinds of histograms logged ("weight", "gradient"); empty without histograms. */
+  histogramKinds: string[];
+  /** The conv variables with kernel grid images. */
+  kernelGrids: KernelGridInfo[];
+  /** What the logged gradients are where it matters (e.g. "before clipping"), else "". */
+  gradientNote: string;
+}
+
+export interface KernelGridInfo {
+  layer: string;
+  variable: string;
+  mode: string;
+  filtersTotal: number;
+  lastStep: number | null;
 }
 
 export interface TableRow {
@@ -45,6 +61,99 @@ export interface StatSeries {
   steps: number[];
   wall_times: number[];
   series: VariableSeries[];
+}
+
+/** Where a thinned response's columns come from (http_api.md, "Long runs"). */
+export interface ThinnedSteps {
+  /** steps[i]: the last logged step of column i. */
+  steps: number[];
+  /** firstSteps[i]: its first logged step (equal to steps[i] when not thinned). */
+  firstSteps: number[];
+  /** How many logged steps the run has. */
+  loggedSteps: number;
+  reduce: string;
+}
+
+/** One row of the heatmap: a layer (by=layer) or a variable. */
+export interface HeatmapRow {
+  layer: string;
+  /** The variable (by=variable), or the layer's variables (by=layer). */
+  variables: string[];
+  /** The whole-model (global) row: leave it out of a per-layer colour scale. */
+  global: boolean;
+  values: StatValue[];
+}
+
+export interface Heatmap extends ThinnedSteps {
+  run: string;
+  stat: string;
+  by: 'layer' | 'variable';
+  rows: HeatmapRow[];
+}
+
+/** One run of a `compare` response. */
+export interface CompareRun extends ThinnedSteps {
+  run: string;
+  statLogged: boolean;
+  missing: string[];
+  missingLayers: string[];
+  wallTimes: number[];
+  series: VariableSeries[];
+}
+
+export interface Comparison {
+  stat: string;
+  runs: CompareRun[];
+}
+
+/** One histogram: counts in equal-width buckets over [min, max] of the finite values. */
+export interface Histogram {
+  step: number;
+  wallTime: number;
+  min: number | null;
+  max: number | null;
+  counts: number[];
+  nanCount: number;
+  negInfCount: number;
+  posInfCount: number;
+}
+
+export type HistogramKind = 'weight' | 'gradient';
+
+/** One run of a `histograms` response: its histograms, or why it has none. */
+export interface RunHistograms {
+  run: string;
+  layer: string;
+  histograms: Histogram[];
+  /** Why the run has no histograms of that variable and kind; null when it has. */
+  missing: string | null;
+}
+
+export interface HistogramSet {
+  variable: string;
+  kind: HistogramKind;
+  runs: RunHistograms[];
+}
+
+export interface KernelImage {
+  step: number;
+  wallTime: number;
+  width: number;
+  height: number;
+  /** The weight drawn at full colour (max |w| over the filters shown). */
+  scale: number | null;
+  filtersShown: number;
+  /** Relative URL of the PNG. */
+  url: string;
+}
+
+export interface KernelGrid {
+  run: string;
+  variable: string;
+  layer: string;
+  mode: string;
+  filtersTotal: number;
+  images: KernelImage[];
 }
 
 export type Severity = 'critical' | 'warning' | 'info';
@@ -113,6 +222,26 @@ export interface DataClient {
   getSeries(run: string, stat: string, variables?: readonly string[]): Promise<StatSeries>;
   /** The diagnosis of `run`, most severe first. */
   getFindings(run: string): Promise<Finding[]>;
+  /** One stat of every layer (or variable) over steps, thinned to at most `maxSteps` columns. */
+  getHeatmap(run: string, stat: string, options?: HeatmapOptions): Promise<Heatmap>;
+  /** One stat of the variables of `layers` (and `variables`) in several runs. */
+  getComparison(runs: readonly string[], stat: string, what: CompareWhat): Promise<Comparison>;
+  /** The weight or gradient histograms of one variable over steps, in several runs. */
+  getHistograms(runs: readonly string[], variable: string, kind: HistogramKind, maxSteps?: number): Promise<HistogramSet>;
+  /** The kernel grid images of one conv variable, one per logged step. */
+  getKernelGrids(run: string, variable: string): Promise<KernelGrid>;
+}
+
+export interface HeatmapOptions {
+  by?: 'layer' | 'variable';
+  maxSteps?: number;
+  reduce?: 'max' | 'min' | 'mean' | 'last';
+}
+
+export interface CompareWhat {
+  layers?: readonly string[];
+  variables?: readonly string[];
+  maxSteps?: number;
 }
 
 export function runsUrl(): string {
@@ -133,6 +262,37 @@ export function seriesUrl(run: string, stat: string, variables?: readonly string
 
 export function findingsUrl(run: string): string {
   return `./findings?${new URLSearchParams({run})}`;
+}
+
+export function heatmapUrl(run: string, stat: string, options: HeatmapOptions = {}): string {
+  const params = new URLSearchParams({run, stat});
+  if (options.by) params.set('by', options.by);
+  if (options.maxSteps !== undefined) params.set('max_steps', String(options.maxSteps));
+  if (options.reduce) params.set('reduce', options.reduce);
+  return `./heatmap?${params}`;
+}
+
+export function compareUrl(runs: readonly string[], stat: string, what: CompareWhat): string {
+  const params = new URLSearchParams();
+  for (const run of runs) params.append('run', run);
+  params.set('stat', stat);
+  for (const variable of what.variables ?? []) params.append('variable', variable);
+  for (const layer of what.layers ?? []) params.append('layer', layer);
+  if (what.maxSteps !== undefined) params.set('max_steps', String(what.maxSteps));
+  return `./compare?${params}`;
+}
+
+export function histogramsUrl(runs: readonly string[], variable: string, kind: HistogramKind, maxSteps?: number): string {
+  const params = new URLSearchParams();
+  for (const run of runs) params.append('run', run);
+  params.set('variable', variable);
+  params.set('kind', kind);
+  if (maxSteps !== undefined) params.set('max_steps', String(maxSteps));
+  return `./histograms?${params}`;
+}
+
+export function kernelGridsUrl(run: string, variable: string): string {
+  return `./kernel_grids?${new URLSearchParams({run, variable})}`;
 }
 
 /** Turns a failed response into an ApiError carrying the server's `error` message. */
@@ -176,15 +336,134 @@ export function decodeRuns(body: Record<string, unknown>): RunInfo[] {
     const r = (entry ?? {}) as Record<string, unknown>;
     if (typeof r.run !== 'string') throw new ApiError('unexpected response: a run without a name');
     const count = (key: string) => (typeof r[key] === 'number' ? (r[key] as number) : null);
+    const histograms = (r.histograms ?? null) as Record<string, unknown> | null;
+    const grids = Array.isArray(r.kernel_grids) ? (r.kernel_grids as Record<string, unknown>[]) : [];
     return {
       run: r.run,
       steps: count('steps'),
       first_step: count('first_step'),
       last_step: count('last_step'),
       variables: count('variables'),
-      stats: Array.isArray(r.stats) ? r.stats.map(String) : [],
+      stats: strings(r.stats),
+      layers: strings(r.layers),
+      histogramKinds: histograms && typeof histograms === 'object' ? strings(histograms.kinds) : [],
+      kernelGrids: grids.map((g) => ({
+        layer: String(g.layer),
+        variable: String(g.variable),
+        mode: String(g.mode),
+        filtersTotal: Number(g.filters_total),
+        lastStep: typeof g.last_step === 'number' ? g.last_step : null,
+      })),
+      gradientNote: typeof r.gradient_note === 'string' ? r.gradient_note : '',
     };
   });
+}
+
+function strings(value: unknown): string[] {
+  return Array.isArray(value) ? value.map(String) : [];
+}
+
+function numbers(body: Record<string, unknown>, key: string): number[] {
+  return list(body, key).map(Number);
+}
+
+function thinnedSteps(body: Record<string, unknown>): ThinnedSteps {
+  const steps = numbers(body, 'steps');
+  return {
+    steps,
+    firstSteps: Array.isArray(body.first_steps) ? numbers(body, 'first_steps') : steps,
+    loggedSteps: typeof body.logged_steps === 'number' ? body.logged_steps : steps.length,
+    reduce: typeof body.reduce === 'string' ? body.reduce : 'last',
+  };
+}
+
+export function decodeHeatmap(body: Record<string, unknown>): Heatmap {
+  const by = body.by === 'layer' ? 'layer' : 'variable';
+  const rows = list(body, 'rows').map((row) => {
+    const r = (row ?? {}) as Record<string, unknown>;
+    const variables = Array.isArray(r.variables) ? strings(r.variables) : typeof r.variable === 'string' ? [r.variable] : [];
+    return {layer: String(r.layer), variables, global: r.global === true, values: decodeNumbers(r.values)};
+  });
+  return {run: String(body.run), stat: String(body.stat), by, rows, ...thinnedSteps(body)};
+}
+
+function decodeVariableSeries(entries: unknown[]): VariableSeries[] {
+  return entries.map((s) => {
+    const v = (s ?? {}) as Record<string, unknown>;
+    return {layer: String(v.layer), variable: String(v.variable), values: decodeNumbers(v.values)};
+  });
+}
+
+export function decodeComparison(body: Record<string, unknown>): Comparison {
+  const runs = list(body, 'runs').map((entry) => {
+    const r = (entry ?? {}) as Record<string, unknown>;
+    const logged = r.stat_logged !== false;
+    return {
+      run: String(r.run),
+      statLogged: logged,
+      missing: strings(r.missing),
+      missingLayers: strings(r.missing_layers),
+      wallTimes: Array.isArray(r.wall_times) ? r.wall_times.map(Number) : [],
+      series: logged && Array.isArray(r.series) ? decodeVariableSeries(r.series) : [],
+      ...(logged && Array.isArray(r.steps) ? thinnedSteps(r) : {steps: [], firstSteps: [], loggedSteps: 0, reduce: 'last'}),
+    };
+  });
+  return {stat: String(body.stat), runs};
+}
+
+function count(value: unknown): number {
+  return typeof value === 'number' ? value : 0;
+}
+
+export function decodeHistograms(body: Record<string, unknown>): HistogramSet {
+  const kind = body.kind === 'gradient' ? 'gradient' : 'weight';
+  const runs = list(body, 'runs').map((entry) => {
+    const r = (entry ?? {}) as Record<string, unknown>;
+    const histograms = (Array.isArray(r.histograms) ? r.histograms : []).map((h) => {
+      const x = (h ?? {}) as Record<string, unknown>;
+      const bound = (v: unknown) => (typeof v === 'number' ? v : null);
+      return {
+        step: Number(x.step),
+        wallTime: Number(x.wall_time),
+        min: bound(x.min),
+        max: bound(x.max),
+        counts: Array.isArray(x.counts) ? x.counts.map(Number) : [],
+        nanCount: count(x.nan_count),
+        negInfCount: count(x.neg_inf_count),
+        posInfCount: count(x.pos_inf_count),
+      };
+    });
+    return {
+      run: String(r.run),
+      layer: typeof r.layer === 'string' ? r.layer : '',
+      histograms,
+      missing: typeof r.missing === 'string' ? r.missing : null,
+    };
+  });
+  return {variable: String(body.variable), kind, runs};
+}
+
+export function decodeKernelGrids(body: Record<string, unknown>): KernelGrid {
+  const images = list(body, 'images').map((entry) => {
+    const i = (entry ?? {}) as Record<string, unknown>;
+    return {
+      step: Number(i.step),
+      wallTime: Number(i.wall_time),
+      width: Number(i.width),
+      height: Number(i.height),
+      scale: typeof i.scale === 'number' ? i.scale : null,
+      filtersShown: Number(i.filters_shown),
+      url: String(i.url),
+    };
+  });
+  return {
+    run: String(body.run),
+    variable: String(body.variable),
+    layer: String(body.layer),
+    mode: String(body.mode),
+    filtersTotal: Number(body.filters_total),
+    images,
+  };
 }
 
 export function decodeTable(body: Record<string, unknown>): NormTable {
@@ -252,6 +531,18 @@ export function createDataClient(fetchFn: FetchFn = (url) => fetch(url)): DataCl
     },
     async getFindings(run) {
       return decodeFindings(await getJson(fetchFn, findingsUrl(run)));
+    },
+    async getHeatmap(run, stat, options) {
+      return decodeHeatmap(await getJson(fetchFn, heatmapUrl(run, stat, options)));
+    },
+    async getComparison(runs, stat, what) {
+      return decodeComparison(await getJson(fetchFn, compareUrl(runs, stat, what)));
+    },
+    async getHistograms(runs, variable, kind, maxSteps) {
+      return decodeHistograms(await getJson(fetchFn, histogramsUrl(runs, variable, kind, maxSteps)));
+    },
+    async getKernelGrids(run, variable) {
+      return decodeKernelGrids(await getJson(fetchFn, kernelGridsUrl(run, variable)));
     },
   };
 }
