@@ -66,8 +66,8 @@ export function followHostTheme(onChange: (theme: Theme) => void, win: Window = 
   const body = hostBody(win);
   let dark = body?.classList.contains(DARK_MODE_CLASS) ?? false;
   onChange(dark ? DARK : LIGHT);
-  if (!body || typeof win.MutationObserver === 'undefined') return () => {};
-  const observer = new win.MutationObserver(() => {
+  if (!body || typeof MutationObserver === 'undefined') return () => {};
+  const observer = new MutationObserver(() => {
     const now = body.classList.contains(DARK_MODE_CLASS);
     if (now === dark) return;
     dark = now;
