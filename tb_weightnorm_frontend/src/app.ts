@@ -1,281 +1,471 @@
 // Wires the data client, the host client, the state and the views together.
+//
+// Everything on screen is drawn by render() from the state and the data held;
+// user actions change the state, render, put the state in the URL, and load
+// whatever the new view needs that is not held yet.
 
-import {buildChartModel} from './chart_data';
+import {buildCompareModel} from './chart_data';
 import {colorMap} from './colors';
-import type {DataClient, Finding, NormTable, StatSeries} from './data_client';
+import type {
+  Comparison,
+  DataClient,
+  Finding,
+  Heatmap,
+  HistogramKind,
+  HistogramSet,
+  KernelGrid,
+  NormTable,
+  RunInfo,
+} from './data_client';
+import {Latest} from './latest';
 import {
-  chartOnly,
-  chartVariables,
   currentRun,
+  filterTable,
   initialState,
+  offeredRuns,
+  openLayer,
+  overlaidRuns,
+  selectHistogramKind,
+  selectHistogramMode,
+  selectHistogramVariable,
   selectRun,
   selectStat,
-  toggleVariable,
+  selectStep,
+  showOverview,
+  sortTable,
+  toggleRun,
   withRuns,
+  type HistogramMode,
   type State,
 } from './state';
-import {createChart, type ChartView} from './views/chart';
+import {LIGHT, type Theme} from './theme';
+import {decodeUrlState, encodeUrlState, type UrlState} from './url_state';
 import {el} from './views/dom';
 import {createEmptyState} from './views/empty_state';
 import {createFindings, type FindingsView} from './views/findings';
+import {createHeatmap, type HeatmapView} from './views/heatmap';
+import {LAYER_STATS, createLayerDetail, type LayerDetailModel, type LayerDetailView} from './views/layer_detail';
 import {createNormTable, type NormTableView} from './views/norm_table';
 import {createSelectors, type SelectorsView} from './views/selectors';
 import {createStatus, type StatusView} from './views/status';
 
-/** The part of the host client the app uses. */
-export interface HostEvents {
+/** The part of the host client (host_client.ts) the app uses. */
+export interface HostPort {
   onDataReloaded(callback: () => void): () => void;
+  onRunsChanged(callback: (runs: string[]) => void): () => void;
+  /** TensorBoard's run names; null outside TensorBoard. */
+  getRuns(): Promise<string[] | null>;
+  readUrlData(): Promise<Record<string, string>>;
+  writeUrlData(data: Readonly<Record<string, string>>): void;
+}
+
+export interface ViewFactories {
+  createHeatmap: typeof createHeatmap;
+  createLayerDetail: typeof createLayerDetail;
 }
 
 export interface AppDeps {
   data: DataClient;
-  host: HostEvents;
-  /** Replaceable in tests (uPlot needs a real canvas). */
-  createChart?: () => ChartView;
+  host: HostPort;
+  /** Calls back with the theme now and on every change; returns the unsubscribe. */
+  followTheme?: (onChange: (theme: Theme) => void) => () => void;
+  /** Replaceable in tests: the canvas views need a real browser. */
+  views?: Partial<ViewFactories>;
 }
 
-export const NO_VARIABLES_CHARTED = 'Click rows in the table to chart their variables.';
+/** Columns of the heatmap's step axis at most, whatever the width: enough for any screen. */
+const MAX_HEATMAP_COLUMNS = 2000;
+/** Points per run in a layer's line charts, and histograms per run. */
+const CHART_POINTS = 1000;
+const HISTOGRAMS_PER_RUN = 60;
 
-function message(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
+const key = (...parts: unknown[]) => JSON.stringify(parts);
 
 export class App {
   private state: State = initialState;
-  private table: NormTable | null = null;
-  private series: StatSeries | null = null;
+  private theme: Theme = LIGHT;
+  private serverRuns: RunInfo[] = [];
+  private hostRuns: string[] | null = null;
   private runsLoaded = false;
-  // Each load bumps its counter; an answer that comes back after a newer request was made is dropped.
+  private runsError: string | null = null;
   private runsRequest = 0;
-  private tableRequest = 0;
-  private seriesRequest = 0;
-  private findingsRequest = 0;
-  private findingsOf: {run: string; findings: Finding[]} | null = null;
+  /** What the link asked for, applied once the runs are known. */
+  private fromUrl: UrlState | null = null;
+
+  private readonly table = new Latest<NormTable>();
+  /** The variables of the run's last table, whatever its step: the layer detail needs them while another step loads. */
+  private variablesOf: {run: string; rows: {layer: string; variable: string}[]} | null = null;
+  private readonly findingsData = new Latest<Finding[]>();
+  private readonly heatmapData = new Latest<Heatmap>();
+  private readonly comparisons = new Map<string, Latest<Comparison>>();
+  private readonly histogramData = new Latest<HistogramSet>();
+  private readonly kernelData = new Latest<KernelGrid>();
 
   private readonly selectors: SelectorsView;
   private readonly status: StatusView;
   private readonly empty: HTMLElement;
   private readonly findings: FindingsView;
+  private readonly heatmap: HeatmapView;
   private readonly normTable: NormTableView;
-  private readonly chart: ChartView;
-  private readonly content: HTMLElement;
-  private readonly unsubscribe: () => void;
+  private readonly layerDetail: LayerDetailView;
+  private readonly overview: HTMLElement;
+  private readonly unsubscribe: (() => void)[] = [];
 
   constructor(
     readonly root: HTMLElement,
     private readonly deps: AppDeps,
   ) {
+    const views = {createHeatmap, createLayerDetail, ...deps.views};
     this.selectors = createSelectors({
-      onRun: (run) => void this.chooseRun(run),
-      onStat: (stat) => void this.chooseStat(stat),
+      onRun: (run) => this.act(selectRun(this.state, run)),
+      onStat: (stat) => this.act(selectStat(this.state, stat)),
     });
     this.status = createStatus();
     this.empty = createEmptyState();
-    this.findings = createFindings({onSelect: (finding) => void this.showFinding(finding)});
-    this.normTable = createNormTable({onToggle: (variable) => void this.toggle(variable)});
-    this.chart = (deps.createChart ?? createChart)();
-    this.content = el('div', {className: 'wh-content'}, [this.normTable.element, this.chart.element]);
+    this.findings = createFindings({onSelect: (finding) => this.openFinding(finding)});
+    this.heatmap = views.createHeatmap({onSelect: (layer, step) => this.act(openLayer(this.state, layer, step))});
+    this.normTable = createNormTable({
+      onOpenLayer: (layer) => this.act(openLayer(this.state, layer)),
+      onSort: (column) => this.act(sortTable(this.state, column)),
+      onFilter: (filter) => this.act(filterTable(this.state, filter)),
+      onStep: (step) => this.act(selectStep(this.state, step)),
+    });
+    this.layerDetail = views.createLayerDetail({
+      onBack: () => this.act(showOverview(this.state)),
+      onToggleRun: (run) => this.act(toggleRun(this.state, run)),
+      onHistogramVariable: (variable) => this.act(selectHistogramVariable(this.state, variable)),
+      onHistogramKind: (kind) => this.act(selectHistogramKind(this.state, kind)),
+      onHistogramMode: (mode: HistogramMode) => this.act(selectHistogramMode(this.state, mode)),
+      onStep: (step) => this.act(selectStep(this.state, step)),
+    });
+    this.overview = el('div', {className: 'wh-overview', testId: 'overview'}, [
+      el('div', {className: 'wh-overview-top'}, [this.heatmap.element, this.findings.element]),
+      this.normTable.element,
+    ]);
     root.classList.add('wh-root');
-    root.append(this.selectors.element, this.status.element, this.empty, this.findings.element, this.content);
-    this.unsubscribe = deps.host.onDataReloaded(() => void this.loadRuns());
-    this.renderAll();
+    root.append(this.selectors.element, this.status.element, this.empty, this.overview, this.layerDetail.element);
+    this.unsubscribe.push(
+      deps.host.onDataReloaded(() => void this.refresh(true)),
+      deps.host.onRunsChanged((runs) => {
+        this.hostRuns = runs;
+        this.applyRuns();
+      }),
+    );
+    if (deps.followTheme) this.unsubscribe.push(deps.followTheme((theme) => this.setTheme(theme)));
+    this.render();
   }
 
-  /** Loads everything; resolves when the first view is drawn (errors are shown, not thrown). */
-  start(): Promise<void> {
-    return this.loadRuns();
+  /** Reads the link's state and loads everything; resolves when the first views are drawn. */
+  async start(): Promise<void> {
+    const [url, hostRuns] = await Promise.all([
+      this.deps.host.readUrlData().catch(() => ({})),
+      this.deps.host.getRuns().catch(() => null),
+    ]);
+    this.fromUrl = decodeUrlState(url);
+    this.hostRuns = hostRuns;
+    await this.refresh(false);
   }
 
-  /** Reloads runs, table and chart, keeping what the user chose. */
+  /** Loads the runs again and everything shown, keeping what the user chose (the reload button). */
   reload(): Promise<void> {
-    return this.loadRuns();
+    return this.refresh(true);
   }
 
   dispose(): void {
-    this.unsubscribe();
-    this.chart.destroy();
+    for (const off of this.unsubscribe) off();
+    this.layerDetail.destroy();
+    this.heatmap.destroy();
   }
 
   get currentState(): State {
     return this.state;
   }
 
-  private variables(): string[] {
-    return this.table ? this.table.rows.map((r) => r.variable) : [];
+  private setTheme(theme: Theme): void {
+    this.theme = theme;
+    this.root.classList.toggle('wh-dark', theme.dark);
+    this.root.ownerDocument.body.classList.toggle('wh-dark', theme.dark);
+    this.render();
   }
 
-  async loadRuns(): Promise<void> {
+  /** A user action: the new state is drawn, put in the URL, and what it needs is loaded. */
+  private act(next: State): Promise<void> {
+    if (next === this.state) return Promise.resolve();
+    this.state = next;
+    this.render();
+    this.deps.host.writeUrlData(encodeUrlState(this.state));
+    return this.loadShown(false);
+  }
+
+  private openFinding(finding: Finding): Promise<void> {
+    if (finding.run !== this.state.run) return Promise.resolve();
+    // A finding about the whole model has no layer to open: show its step in the overview.
+    if (!this.layerNames().includes(finding.layer)) return this.act(selectStep(this.state, finding.first_step));
+    return this.act(openLayer(this.state, finding.layer, finding.first_step));
+  }
+
+  private async refresh(force: boolean): Promise<void> {
     const request = ++this.runsRequest;
-    if (this.state.runs.length === 0) this.status.info('Loading runs\u2026');
-    let runs;
+    if (!this.runsLoaded) this.status.info('Loading runs\u2026');
+    let runs: RunInfo[];
     try {
       runs = await this.deps.data.getRuns();
     } catch (error) {
-      if (request === this.runsRequest) this.status.error(`Could not load the runs: ${message(error)}`);
+      if (request !== this.runsRequest) return;
+      this.runsError = `Could not load the runs: ${error instanceof Error ? error.message : String(error)}`;
+      this.render();
       return;
     }
     if (request !== this.runsRequest) return;
+    this.runsError = null;
     this.runsLoaded = true;
-    const previousRun = this.state.run;
-    this.state = withRuns(this.state, runs);
-    if (this.state.run !== previousRun) {
-      this.table = null;
-      this.series = null;
-    }
-    this.renderAll();
-    if (this.state.run === null) {
-      this.status.clear();
-      return;
-    }
-    await this.loadTable();
+    this.serverRuns = runs;
+    this.applyRuns(force);
+    await this.loadShown(force);
   }
 
-  private async loadTable(): Promise<void> {
-    const run = this.state.run;
-    if (run === null) return;
-    const request = ++this.tableRequest;
-    if (!this.table) this.status.info(`Loading run ${run}\u2026`);
-    let table;
-    try {
-      table = await this.deps.data.getTable(run);
-    } catch (error) {
-      if (request === this.tableRequest) {
-        this.status.error(`Could not load the norm table of ${run}: ${message(error)}`);
-        // Keep a table from an earlier load; without one, stop saying "Loading".
-        if (!this.table) this.chart.update(null, 'Nothing to draw.');
-      }
-      return;
+  /** A new server or host run list: keep the choices that still hold. */
+  private applyRuns(force = false): void {
+    if (!this.runsLoaded) return;
+    let next = withRuns(this.state, offeredRuns(this.serverRuns, this.hostRuns));
+    if (this.fromUrl) {
+      next = this.withLink(next, this.fromUrl);
+      this.fromUrl = null;
     }
-    if (request !== this.tableRequest) return;
-    this.table = table;
-    this.renderTable();
-    await Promise.all([this.loadSeries(), this.loadFindings()]);
+    const changed = next !== this.state;
+    this.state = next;
+    this.render();
+    if (changed && !force) void this.loadShown(false);
   }
 
-  private async loadFindings(): Promise<void> {
-    const run = this.state.run;
-    if (run === null) return;
-    const request = ++this.findingsRequest;
-    let findings;
-    try {
-      findings = await this.deps.data.getFindings(run);
-    } catch (error) {
-      if (request === this.findingsRequest) this.status.error(`Could not diagnose ${run}: ${message(error)}`);
-      return;
+  /** The link's state, where it names runs and layers that exist. */
+  private withLink(state: State, link: UrlState): State {
+    let next: State = {...state, ...link, runs: state.runs};
+    if (link.run !== undefined && !state.runs.some((r) => r.run === link.run)) next.run = state.run;
+    next = withRuns(next, state.runs);
+    const info = currentRun(next);
+    if (next.layer !== null && info && info.layers.length > 0 && !info.layers.includes(next.layer)) {
+      next = {...next, view: 'overview', layer: null};
     }
-    if (request !== this.findingsRequest) return;
-    this.findingsOf = {run, findings};
-    this.renderFindings();
+    return next;
   }
 
-  /** Charts what a finding is about: its variable, or every variable of its layer. */
-  async showFinding(finding: Finding): Promise<void> {
-    if (!this.table || finding.run !== this.state.run) return;
-    const about = this.table.rows
-      .filter((r) => (finding.variable ? r.variable === finding.variable : r.layer === finding.layer))
-      .map((r) => r.variable);
-    if (about.length === 0) return;
-    this.state = chartOnly(this.state, about, this.variables());
-    this.renderTable();
-    this.renderChart();
-    await this.loadSeries();
+  private layerNames(): string[] {
+    return currentRun(this.state)?.layers ?? [];
   }
 
-  private async loadSeries(): Promise<void> {
+  /** Loads what the current view shows; `force` re-fetches what is held (TensorBoard reloaded). */
+  private async loadShown(force: boolean): Promise<void> {
     const {run, stat} = this.state;
-    const variables = chartVariables(this.state, this.variables());
-    const request = ++this.seriesRequest;
-    if (run === null || stat === null || variables.length === 0) {
-      this.series = null;
-      this.renderChart();
-      this.status.clear();
-      return;
+    if (run === null) return;
+    const loads: Promise<unknown>[] = [
+      // The layer detail's variable list comes with the first table of the run.
+      this.loadTable(run, force).then(() => this.state.view === 'layer' && Promise.all(this.loadLayer(false))),
+    ];
+    if (this.state.view === 'overview') {
+      loads.push(this.fill(this.findingsData, key(run), () => this.deps.data.getFindings(run), force));
+      if (stat !== null) {
+        const columns = Math.max(16, Math.min(MAX_HEATMAP_COLUMNS, Math.round(this.heatmap.columnsWanted())));
+        loads.push(
+          this.fill(this.heatmapData, key(run, stat, columns), () => this.deps.data.getHeatmap(run, stat, {by: 'layer', maxSteps: columns}), force),
+        );
+      }
+    } else {
+      loads.push(...this.loadLayer(force));
     }
-    let series;
-    try {
-      series = await this.deps.data.getSeries(run, stat, variables);
-    } catch (error) {
-      if (request === this.seriesRequest) this.status.error(`Could not load ${stat} of ${run}: ${message(error)}`);
-      return;
+    await Promise.all(loads);
+  }
+
+  private async loadTable(run: string, force: boolean): Promise<void> {
+    const step = this.state.step;
+    await this.fill(this.table, key(run, step), () => this.deps.data.getTable(run, step ?? undefined), force);
+    const table = this.table.value;
+    if (table && table.run === run) this.variablesOf = {run, rows: table.rows};
+    // A link or finding may name a step this run did not log: fall back to the latest.
+    if (this.table.status === 404 && step !== null && this.table.key === key(run, step) && this.state.step === step) {
+      this.state = selectStep(this.state, null);
+      this.render();
+      await this.loadTable(run, force);
     }
-    if (request !== this.seriesRequest) return;
-    this.series = series;
-    this.renderChart();
-    this.status.clear();
   }
 
-  async chooseRun(run: string): Promise<void> {
-    const next = selectRun(this.state, run);
-    if (next === this.state) return;
-    this.state = next;
-    this.table = null;
-    this.series = null;
-    this.renderAll();
-    await this.loadTable();
+  private loadLayer(force: boolean): Promise<unknown>[] {
+    const {layer} = this.state;
+    const info = currentRun(this.state);
+    if (layer === null || info === null) return [];
+    const runs = overlaidRuns(this.state);
+    if (runs.length === 0) return [];
+    const loads: Promise<unknown>[] = [];
+    for (const stat of this.layerStats()) {
+      let slot = this.comparisons.get(stat);
+      if (!slot) this.comparisons.set(stat, (slot = new Latest<Comparison>()));
+      const fetch = () => this.deps.data.getComparison(runs, stat, {layers: [layer], maxSteps: CHART_POINTS});
+      loads.push(this.fill(slot, this.comparisonKey(stat), fetch, force));
+    }
+    const variable = this.histogramVariable();
+    const kind = this.histogramKind();
+    const histogramKey = this.histogramKey();
+    if (variable !== null && kind !== null && histogramKey !== null) {
+      const fetch = () => this.deps.data.getHistograms(runs, variable, kind, HISTOGRAMS_PER_RUN);
+      loads.push(this.fill(this.histogramData, histogramKey, fetch, force));
+    }
+    const grid = info.kernelGrids.find((g) => g.layer === layer);
+    const kernelKey = this.kernelKey();
+    if (grid && kernelKey !== null) {
+      const run = info.run;
+      loads.push(this.fill(this.kernelData, kernelKey, () => this.deps.data.getKernelGrids(run, grid.variable), force));
+    }
+    return loads;
   }
 
-  async chooseStat(stat: string): Promise<void> {
-    const next = selectStat(this.state, stat);
-    if (next === this.state) return;
-    this.state = next;
-    this.series = null;
-    this.renderSelectors();
-    this.renderChart();
-    await this.loadSeries();
+  // What each piece of the layer detail is loaded for; render() shows a piece only for its current key.
+  private comparisonKey(stat: string): string {
+    return key(overlaidRuns(this.state), stat, this.state.layer);
   }
 
-  async toggle(variable: string): Promise<void> {
-    this.state = toggleVariable(this.state, variable, this.variables());
-    this.renderTable();
-    // Lines already loaded change at once (a removed one disappears); added ones come with the fetch.
-    this.renderChart();
-    await this.loadSeries();
+  private histogramKey(): string | null {
+    const variable = this.histogramVariable();
+    const kind = this.histogramKind();
+    return variable === null || kind === null ? null : key(overlaidRuns(this.state), variable, kind);
   }
 
-  private renderAll(): void {
+  private kernelKey(): string | null {
+    const grid = currentRun(this.state)?.kernelGrids.find((g) => g.layer === this.state.layer);
+    return grid ? key(this.state.run, grid.variable) : null;
+  }
+
+  /** Loads one piece of data and draws what it changed. */
+  private async fill<T>(slot: Latest<T>, slotKey: string, fetch: () => Promise<T>, force: boolean): Promise<void> {
+    const loading = slot.load(slotKey, fetch, force);
+    if (!slot.has(slotKey)) this.render(); // show "Loading" for the new key at once
+    if (await loading) this.render();
+  }
+
+  private layerStats(): string[] {
+    const logged = currentRun(this.state)?.stats ?? [];
+    return LAYER_STATS.filter((s) => logged.includes(s));
+  }
+
+  /** The layer's variables (from the norm table), without the whole-model row. */
+  private layerVariables(): string[] {
+    const known = this.variablesOf;
+    if (!known || known.run !== this.state.run || this.state.layer === null) return [];
+    return known.rows.filter((r) => r.layer === this.state.layer).map((r) => r.variable);
+  }
+
+  private histogramKinds(): HistogramKind[] {
+    const kinds = currentRun(this.state)?.histogramKinds ?? [];
+    return kinds.filter((k): k is HistogramKind => k === 'weight' || k === 'gradient');
+  }
+
+  private histogramKind(): HistogramKind | null {
+    const kinds = this.histogramKinds();
+    return kinds.includes(this.state.histogramKind) ? this.state.histogramKind : (kinds[0] ?? null);
+  }
+
+  private histogramVariable(): string | null {
+    if (this.histogramKinds().length === 0) return null;
+    const variables = this.layerVariables();
+    const chosen = this.state.histogramVariable;
+    return chosen !== null && variables.includes(chosen) ? chosen : (variables[0] ?? null);
+  }
+
+  private runColors(): Map<string, string> {
+    return colorMap(this.state.runs.map((r) => r.run));
+  }
+
+  // ---- drawing ----
+
+  private render(): void {
     const noRuns = this.runsLoaded && this.state.runs.length === 0;
     this.empty.hidden = !noRuns;
-    this.content.hidden = noRuns;
     this.selectors.element.hidden = noRuns;
-    this.renderSelectors();
-    this.renderFindings();
-    this.renderTable();
-    this.renderChart();
-  }
-
-  private renderFindings(): void {
-    const mine = this.findingsOf && this.findingsOf.run === this.state.run ? this.findingsOf.findings : null;
-    this.findings.element.hidden = this.state.run === null;
-    this.findings.update(mine);
-  }
-
-  private renderSelectors(): void {
-    const run = currentRun(this.state);
-    this.selectors.update(this.state.runs, this.state.run, run?.stats ?? [], this.state.stat);
-  }
-
-  private renderTable(): void {
-    const colors = colorMap(this.variables());
-    const charted = new Set(chartVariables(this.state, this.variables()));
-    this.normTable.update(this.table, charted, (v) => colors.get(v) ?? '#000');
-  }
-
-  private renderChart(): void {
-    const variables = chartVariables(this.state, this.variables());
-    if (!this.table) {
-      this.chart.update(null, this.state.run === null ? 'Nothing to draw.' : 'Loading\u2026');
-      return;
+    const info = currentRun(this.state);
+    this.selectors.update(this.state.runs, this.state.run, info?.stats ?? [], this.state.stat);
+    const inLayer = this.state.view === 'layer' && this.state.layer !== null && !noRuns;
+    this.overview.hidden = noRuns || inLayer;
+    this.renderStatus();
+    if (inLayer) {
+      this.layerDetail.update(this.layerModel());
+    } else {
+      this.layerDetail.update(null);
+      this.renderOverview();
     }
-    if (variables.length === 0) {
-      this.chart.update(null, NO_VARIABLES_CHARTED);
-      return;
+  }
+
+  private renderStatus(): void {
+    const run = this.state.run;
+    const errors = [this.runsError, this.table.error && `Could not load the norm table of ${run}: ${this.table.error}`];
+    if (this.state.view === 'overview') {
+      errors.push(this.findingsData.error && `Could not diagnose ${run}: ${this.findingsData.error}`);
+      errors.push(this.heatmapData.error && `Could not load the heatmap of ${run}: ${this.heatmapData.error}`);
     }
-    if (!this.series || this.series.stat !== this.state.stat || this.series.run !== this.state.run) {
-      this.chart.update(null, 'Loading\u2026');
-      return;
-    }
-    const colors = colorMap(this.variables());
-    const model = buildChartModel(this.series, variables, (v) => colors.get(v) ?? '#000');
-    this.chart.update(model, 'No data for the chosen variables.');
+    const error = errors.find((e) => e);
+    if (error) this.status.error(error);
+    else if (!this.runsLoaded) this.status.info('Loading runs\u2026');
+    else this.status.clear();
+  }
+
+  private renderOverview(): void {
+    const run = this.state.run;
+    const findings = this.findingsData.key === key(run) ? this.findingsData.value : null;
+    this.findings.element.hidden = run === null;
+    this.findings.update(findings);
+    const heatmap = this.heatmapData.value;
+    const current = heatmap && heatmap.run === run && heatmap.stat === this.state.stat ? heatmap : null;
+    this.heatmap.update(current, {
+      theme: this.theme,
+      message: this.heatmapData.error ?? (run === null ? 'Nothing to draw.' : 'Loading\u2026'),
+      selectedLayer: this.state.layer,
+      markedStep: this.state.step,
+    });
+    const table = this.table.value && this.table.value.run === run ? this.table.value : null;
+    this.normTable.update(
+      table,
+      {sort: this.state.tableSort, descending: this.state.tableDescending, filter: this.state.tableFilter},
+      this.state.layer,
+    );
+  }
+
+  private layerModel(): LayerDetailModel {
+    const layer = this.state.layer!;
+    const colors = this.runColors();
+    const runColor = (run: string) => colors.get(run) ?? '#000';
+    const overlaid = new Set(overlaidRuns(this.state));
+    const runs = this.state.runs
+      .filter((r) => r.layers.length === 0 || r.layers.includes(layer))
+      .map((r) => ({run: r.run, color: runColor(r.run), shown: overlaid.has(r.run)}));
+    const charts = this.layerStats().map((stat) => {
+      const slot = this.comparisons.get(stat);
+      const comparison = slot?.key === this.comparisonKey(stat) ? slot.value : null;
+      return {
+        stat,
+        model: comparison ? buildCompareModel(comparison, runColor) : null,
+        message: slot?.error ? `Could not load ${stat}: ${slot.error}` : undefined,
+      };
+    });
+    const info = currentRun(this.state);
+    const grid = info?.kernelGrids.find((g) => g.layer === layer) ?? null;
+    const variable = this.histogramVariable();
+    const histogramKey = this.histogramKey();
+    const kernelKey = this.kernelKey();
+    return {
+      layer,
+      step: this.state.step ?? this.table.value?.step ?? null,
+      runs,
+      charts,
+      histogramVariables: this.histogramKinds().length ? this.layerVariables() : [],
+      histogramVariable: variable,
+      histogramKinds: this.histogramKinds(),
+      histogramKind: this.histogramKind() ?? 'gradient',
+      histogramMode: this.state.histogramMode,
+      histograms: histogramKey !== null && this.histogramData.key === histogramKey ? this.histogramData.value : null,
+      histogramMessage: this.histogramData.error ? `Could not load the histograms: ${this.histogramData.error}` : 'Loading\u2026',
+      kernelGrid: kernelKey !== null && this.kernelData.key === kernelKey ? this.kernelData.value : null,
+      kernelGridMessage: this.kernelData.error ? `Could not load the kernel grid: ${this.kernelData.error}` : 'Loading\u2026',
+      hasKernelGrid: grid !== null,
+      runColor,
+      theme: this.theme,
+    };
   }
 }

@@ -4,12 +4,13 @@ import {App} from './app';
 import {createDataClient} from './data_client';
 import {connectToHost} from './host_client';
 import {injectStyles} from './styles';
+import {followHostTheme} from './theme';
 
 export function render(): void {
   injectStyles();
   const root = document.createElement('div');
   document.body.appendChild(root);
-  const app = new App(root, {data: createDataClient(), host: connectToHost()});
+  const app = new App(root, {data: createDataClient(), host: connectToHost(), followTheme: followHostTheme});
   // The reload button reaches the iframe as DataReloaded; the app re-fetches on it.
   void app.start();
 }

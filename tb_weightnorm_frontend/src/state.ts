@@ -1,27 +1,59 @@
-// What the user has chosen: run, stat and the variables in the chart.
-// Pure functions only; each returns a new state.
+// What the user has chosen: the run, the overview's stat, the layer in detail,
+// the step, and how the histograms and the norm table are shown.
+// Pure functions only; each returns a new state (or the same one when nothing changes).
 
-import type {RunInfo} from './data_client';
+import type {HistogramKind, RunInfo} from './data_client';
 
-/** How many variables the chart shows before the user picks any. */
-export const DEFAULT_CHART_VARIABLES = 12;
+export type View = 'overview' | 'layer';
+export type HistogramMode = 'offset' | 'overlay';
 
 export interface State {
+  /** Runs with Weight Health data that TensorBoard offers (its run list), in that order. */
   runs: RunInfo[];
+  /** The run of the overview, the findings and the norm table. */
   run: string | null;
+  /** The stat of the overview heatmap. */
   stat: string | null;
-  /**
-   * The variables in the chart; null until the user toggles one, meaning the
-   * default choice, which follows the run's variable list as it grows.
-   */
-  variables: string[] | null;
+  view: View;
+  /** The layer in detail (view "layer"). */
+  layer: string | null;
+  /** The chosen step (norm table, kernel grid, marked in charts); null: the latest. */
+  step: number | null;
+  /** Runs the user took out of the layer detail's overlays. */
+  hiddenRuns: string[];
+  histogramKind: HistogramKind;
+  histogramMode: HistogramMode;
+  /** The variable whose histograms are shown; null: the layer's first. */
+  histogramVariable: string | null;
+  /** The norm table's sort column ("" keeps model order) and direction. */
+  tableSort: string;
+  tableDescending: boolean;
+  /** Shows only rows whose layer or variable contains this text (any case). */
+  tableFilter: string;
 }
 
-export const initialState: State = {runs: [], run: null, stat: null, variables: null};
+export const initialState: State = {
+  runs: [],
+  run: null,
+  stat: null,
+  view: 'overview',
+  layer: null,
+  step: null,
+  hiddenRuns: [],
+  histogramKind: 'gradient',
+  histogramMode: 'offset',
+  histogramVariable: null,
+  tableSort: '',
+  tableDescending: true,
+  tableFilter: '',
+};
+
+/** The stats the overview offers first: the gradient's size says most about health. */
+const PREFERRED_STATS = ['gradient/l2', 'weight/l2'];
 
 /** gradient/l2 if the run has it, else weight/l2, else its first stat. */
 export function defaultStat(stats: readonly string[]): string | null {
-  for (const preferred of ['gradient/l2', 'weight/l2']) {
+  for (const preferred of PREFERRED_STATS) {
     if (stats.includes(preferred)) return preferred;
   }
   return stats[0] ?? null;
@@ -38,22 +70,39 @@ function statFor(run: RunInfo | null, stat: string | null): string | null {
 }
 
 /**
- * A new list of runs (first load or a reload): keeps the chosen run, stat and
- * variables while the run still exists, else falls back to the first run.
+ * The runs to offer: those with our data, limited to and ordered as TensorBoard's
+ * run list when the host gave one (null outside TensorBoard). When none of the
+ * host's runs has our data, all of ours are offered: TensorBoard answers an
+ * empty list while its own run list is still loading.
+ */
+export function offeredRuns(withData: readonly RunInfo[], hostRuns: readonly string[] | null): RunInfo[] {
+  if (hostRuns === null) return [...withData];
+  const byName = new Map(withData.map((r) => [r.run, r]));
+  const offered: RunInfo[] = [];
+  for (const name of hostRuns) {
+    const info = byName.get(name);
+    if (info) offered.push(info);
+  }
+  return offered.length > 0 ? offered : [...withData];
+}
+
+/**
+ * A new list of runs (first load, a reload, or TensorBoard's run list changed):
+ * keeps what the user chose while the run still exists, else falls back to the first run.
  */
 export function withRuns(state: State, runs: RunInfo[]): State {
   const kept = runs.find((r) => r.run === state.run);
   if (kept) return {...state, runs, stat: statFor(kept, state.stat)};
   const first = runs[0] ?? null;
-  return {runs, run: first?.run ?? null, stat: statFor(first, state.stat), variables: null};
+  return {...state, runs, run: first?.run ?? null, stat: statFor(first, state.stat), step: null};
 }
 
-/** Chooses another run; the stat is kept if that run has it, the variables go back to the default. */
+/** Chooses the overview's run; the stat is kept if that run has it, the step goes back to the latest. */
 export function selectRun(state: State, run: string): State {
   if (run === state.run) return state;
   const info = state.runs.find((r) => r.run === run);
   if (!info) return state;
-  return {...state, run, stat: statFor(info, state.stat), variables: null};
+  return {...state, run, stat: statFor(info, state.stat), step: null};
 }
 
 export function selectStat(state: State, stat: string): State {
@@ -62,24 +111,69 @@ export function selectStat(state: State, stat: string): State {
   return {...state, stat};
 }
 
-/** The variables in the chart, in the order of `all` (the run's variables). */
-export function chartVariables(state: State, all: readonly string[]): string[] {
-  if (state.variables === null) return all.slice(0, DEFAULT_CHART_VARIABLES);
-  const chosen = new Set(state.variables);
-  return all.filter((v) => chosen.has(v));
+/** Opens the detail of `layer`, at `step` when given (else the step stays). */
+export function openLayer(state: State, layer: string, step?: number | null): State {
+  const sameLayer = layer === state.layer;
+  return {
+    ...state,
+    view: 'layer',
+    layer,
+    step: step === undefined ? state.step : step,
+    histogramVariable: sameLayer ? state.histogramVariable : null,
+  };
 }
 
-/** Adds `variable` to the chart, or removes it if it is there. */
-export function toggleVariable(state: State, variable: string, all: readonly string[]): State {
-  const shown = chartVariables(state, all);
-  const variables = shown.includes(variable)
-    ? shown.filter((v) => v !== variable)
-    : all.filter((v) => v === variable || shown.includes(v));
-  return {...state, variables};
+export function showOverview(state: State): State {
+  return state.view === 'overview' ? state : {...state, view: 'overview'};
 }
 
-/** Charts exactly `variables` (those the run has), e.g. the ones a finding is about. */
-export function chartOnly(state: State, variables: readonly string[], all: readonly string[]): State {
-  const chosen = new Set(variables);
-  return {...state, variables: all.filter((v) => chosen.has(v))};
+export function selectStep(state: State, step: number | null): State {
+  return step === state.step ? state : {...state, step};
+}
+
+/** Shows or hides one run in the layer detail's overlays. */
+export function toggleRun(state: State, run: string): State {
+  const hidden = state.hiddenRuns.includes(run)
+    ? state.hiddenRuns.filter((r) => r !== run)
+    : [...state.hiddenRuns, run];
+  return {...state, hiddenRuns: hidden};
+}
+
+/** How many runs the layer detail overlays at most: more lines than this cannot be told apart. */
+export const MAX_OVERLAID_RUNS = 8;
+
+/**
+ * The runs overlaid in the layer detail: the overview's run first, then the
+ * others TensorBoard offers that have the layer and that the user did not hide.
+ */
+export function overlaidRuns(state: State): string[] {
+  const hasLayer = (r: RunInfo) => state.layer !== null && (r.layers.length === 0 || r.layers.includes(state.layer));
+  const hidden = new Set(state.hiddenRuns);
+  const runs = state.runs.filter((r) => hasLayer(r) && !hidden.has(r.run)).map((r) => r.run);
+  const primary = state.run !== null && runs.includes(state.run) ? [state.run] : [];
+  return [...primary, ...runs.filter((r) => r !== state.run)].slice(0, MAX_OVERLAID_RUNS);
+}
+
+export function selectHistogramKind(state: State, kind: HistogramKind): State {
+  return kind === state.histogramKind ? state : {...state, histogramKind: kind};
+}
+
+export function selectHistogramMode(state: State, mode: HistogramMode): State {
+  return mode === state.histogramMode ? state : {...state, histogramMode: mode};
+}
+
+export function selectHistogramVariable(state: State, variable: string): State {
+  return variable === state.histogramVariable ? state : {...state, histogramVariable: variable};
+}
+
+/** Sorts the norm table by `column`; the same column again flips the direction. */
+export function sortTable(state: State, column: string): State {
+  if (column === state.tableSort) return {...state, tableDescending: !state.tableDescending};
+  // Names read best A to Z; stats are looked at largest first.
+  const byName = column === 'layer' || column === 'variable';
+  return {...state, tableSort: column, tableDescending: !byName};
+}
+
+export function filterTable(state: State, filter: string): State {
+  return filter === state.tableFilter ? state : {...state, tableFilter: filter};
 }

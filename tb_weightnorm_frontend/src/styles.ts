@@ -2,6 +2,7 @@
 // styles; inline <style> is allowed) and are added once to the iframe's <head>.
 
 import uplotCss from 'uplot/dist/uPlot.min.css';
+import layoutCss from './layout.css';
 import ownCss from './style.css';
 
 const STYLE_ID = 'tb-weightnorm-style';
@@ -10,6 +11,6 @@ export function injectStyles(doc: Document = document): void {
   if (doc.getElementById(STYLE_ID)) return;
   const style = doc.createElement('style');
   style.id = STYLE_ID;
-  style.textContent = `${uplotCss}\n${ownCss}`;
+  style.textContent = `${uplotCss}\n${ownCss}\n${layoutCss}`;
   doc.head.appendChild(style);
 }

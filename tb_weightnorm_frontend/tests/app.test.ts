@@ -1,83 +1,182 @@
 // @vitest-environment happy-dom
 import {describe, expect, it} from 'vitest';
-import {App, NO_VARIABLES_CHARTED} from '../src/app';
-import type {ChartModel} from '../src/chart_data';
-import {ApiError, type DataClient, type Finding, type NormTable, type RunInfo, type StatSeries} from '../src/data_client';
-import type {ChartView} from '../src/views/chart';
+import {App, type HostPort} from '../src/app';
+import {
+  ApiError,
+  type CompareWhat,
+  type Comparison,
+  type DataClient,
+  type Finding,
+  type Heatmap,
+  type HeatmapOptions,
+  type HistogramKind,
+  type HistogramSet,
+  type KernelGrid,
+  type NormTable,
+  type RunInfo,
+  type StatSeries,
+} from '../src/data_client';
+import {DARK, LIGHT, type Theme} from '../src/theme';
 import {EMPTY_MESSAGE} from '../src/views/empty_state';
+import type {HeatmapView} from '../src/views/heatmap';
+import type {LayerDetailHandlers, LayerDetailModel, LayerDetailView} from '../src/views/layer_detail';
 
-const STATS = ['weight/l2', 'gradient/l2', 'update/ratio', 'weight/mean'];
+const STATS = ['weight/l2', 'gradient/l2', 'update/ratio', 'weight/nan_count'];
 
-function runInfo(run: string, stats = STATS): RunInfo {
-  return {run, steps: 2, first_step: 1, last_step: 11, variables: 2, stats};
-}
-
-function tableOf(run: string, variables: string[]): NormTable {
+function runInfo(run: string, layers: string[], extra: Partial<RunInfo> = {}): RunInfo {
   return {
     run,
-    step: 11,
-    wall_time: 0,
-    steps: [1, 11],
+    steps: 2,
+    first_step: 1,
+    last_step: 11,
+    variables: 2 * layers.length,
     stats: STATS,
-    rows: variables.map((variable) => ({layer: 'l', variable, values: [1, 2, 0.001, 0]})),
+    layers,
+    histogramKinds: ['weight', 'gradient'],
+    kernelGrids: [],
+    gradientNote: '',
+    ...extra,
   };
 }
 
 /** A backend in memory; records the calls. */
 class FakeData implements DataClient {
-  runs: RunInfo[] = [runInfo('a'), runInfo('b', ['weight/l2'])];
-  variables: Record<string, string[]> = {a: ['a/k', 'a/b'], b: ['b/k']};
+  runs: RunInfo[] = [
+    runInfo('a', ['conv', 'dense'], {kernelGrids: [{layer: 'conv', variable: 'm/conv/kernel', mode: 'rgb', filtersTotal: 4, lastStep: 11}]}),
+    runInfo('b', ['conv', 'dense']),
+    runInfo('c', ['other']),
+  ];
+  steps = [1, 11];
   calls: string[] = [];
   failTable: string | null = null;
+  failRuns = false;
   findings: Record<string, Finding[]> = {};
-  findingCalls: string[] = [];
 
   async getRuns() {
     this.calls.push('runs');
+    if (this.failRuns) throw new ApiError('data server down (HTTP 503)', 503);
     return this.runs;
   }
-  async getTable(run: string) {
-    this.calls.push(`table ${run}`);
-    if (run === this.failTable) throw new ApiError(`Unknown run: '${run}' (HTTP 404 NOT FOUND)`, 404);
-    return tableOf(run, this.variables[run]);
+  async getTable(run: string, step?: number): Promise<NormTable> {
+    this.calls.push(`table ${run} ${step ?? 'latest'}`);
+    if (run === this.failTable) throw new ApiError(`run '${run}' has no Weight Health data (HTTP 404)`, 404);
+    if (step !== undefined && !this.steps.includes(step)) throw new ApiError(`step ${step} was not logged (HTTP 404)`, 404);
+    const info = this.runs.find((r) => r.run === run)!;
+    return {
+      run,
+      step: step ?? this.steps[this.steps.length - 1],
+      wall_time: 0,
+      steps: this.steps,
+      stats: STATS,
+      rows: info.layers.flatMap((layer) => [
+        {layer, variable: `m/${layer}/kernel`, values: [1, 2, 0.001, 0]},
+        {layer, variable: `m/${layer}/bias`, values: [0.1, 0.2, 0.01, 0]},
+      ]),
+    };
+  }
+  async getSeries(): Promise<StatSeries> {
+    throw new Error('not used by the tab');
   }
   async getFindings(run: string): Promise<Finding[]> {
-    this.findingCalls.push(run);
+    this.calls.push(`findings ${run}`);
     return this.findings[run] ?? [];
   }
-  async getSeries(run: string, stat: string, variables?: readonly string[]): Promise<StatSeries> {
-    this.calls.push(`series ${run} ${stat} ${(variables ?? []).join(',')}`);
+  async getHeatmap(run: string, stat: string, options?: HeatmapOptions): Promise<Heatmap> {
+    this.calls.push(`heatmap ${run} ${stat} ${options?.by} ${options?.maxSteps}`);
+    const info = this.runs.find((r) => r.run === run)!;
     return {
       run,
       stat,
-      steps: [1, 11],
-      wall_times: [0, 1],
-      series: (variables ?? []).map((variable) => ({layer: 'l', variable, values: [1, 0.5]})),
+      by: 'layer',
+      steps: this.steps,
+      firstSteps: this.steps,
+      loggedSteps: this.steps.length,
+      reduce: 'max',
+      rows: info.layers.map((layer) => ({layer, variables: [], global: false, values: [1, 2]})),
     };
   }
+  async getComparison(runs: readonly string[], stat: string, what: CompareWhat): Promise<Comparison> {
+    this.calls.push(`compare ${runs.join(',')} ${stat} ${(what.layers ?? []).join(',')}`);
+    return {
+      stat,
+      runs: runs.map((run) => ({
+        run,
+        statLogged: true,
+        missing: [],
+        missingLayers: [],
+        wallTimes: [0, 1],
+        steps: this.steps,
+        firstSteps: this.steps,
+        loggedSteps: 2,
+        reduce: 'last',
+        series: [{layer: what.layers![0], variable: `m/${what.layers![0]}/kernel`, values: [1, 0.5]}],
+      })),
+    };
+  }
+  async getHistograms(runs: readonly string[], variable: string, kind: HistogramKind): Promise<HistogramSet> {
+    this.calls.push(`histograms ${runs.join(',')} ${variable} ${kind}`);
+    return {variable, kind, runs: runs.map((run) => ({run, layer: '', histograms: [], missing: null}))};
+  }
+  async getKernelGrids(run: string, variable: string): Promise<KernelGrid> {
+    this.calls.push(`kernel_grids ${run} ${variable}`);
+    return {run, variable, layer: 'conv', mode: 'rgb', filtersTotal: 4, images: []};
+  }
 }
 
-class FakeHost {
-  private callbacks: (() => void)[] = [];
+class FakeHost implements HostPort {
+  private reloaded: (() => void)[] = [];
+  private runsChanged: ((runs: string[]) => void)[] = [];
+  hostRuns: string[] | null = null;
+  url: Record<string, string> = {};
+  written: Record<string, string>[] = [];
+
   onDataReloaded(callback: () => void) {
-    this.callbacks.push(callback);
-    return () => void (this.callbacks = this.callbacks.filter((c) => c !== callback));
+    this.reloaded.push(callback);
+    return () => void (this.reloaded = this.reloaded.filter((c) => c !== callback));
+  }
+  onRunsChanged(callback: (runs: string[]) => void) {
+    this.runsChanged.push(callback);
+    return () => void (this.runsChanged = this.runsChanged.filter((c) => c !== callback));
+  }
+  async getRuns() {
+    return this.hostRuns;
+  }
+  async readUrlData() {
+    return this.url;
+  }
+  writeUrlData(data: Readonly<Record<string, string>>) {
+    this.written.push({...data});
   }
   reload() {
-    this.callbacks.forEach((c) => c());
+    this.reloaded.forEach((c) => c());
+  }
+  changeRuns(runs: string[]) {
+    this.runsChanged.forEach((c) => c(runs));
   }
 }
 
-class FakeChart implements ChartView {
-  element = document.createElement('div');
-  model: ChartModel | null = null;
-  message: string | undefined;
-  constructor() {
-    this.element.dataset.testid = 'chart';
+/** Stands in for the canvas heatmap (it needs a real browser); keeps what it was given. */
+class FakeHeatmap implements HeatmapView {
+  element = document.createElement('section');
+  shown: Heatmap | null = null;
+  theme: Theme | null = null;
+  constructor(readonly onSelect: (layer: string, step: number) => void) {}
+  update(heatmap: Heatmap | null, options: {theme: Theme}) {
+    this.shown = heatmap;
+    this.theme = options.theme;
   }
-  update(model: ChartModel | null, message?: string) {
+  columnsWanted() {
+    return 640;
+  }
+  destroy() {}
+}
+
+class FakeLayerDetail implements LayerDetailView {
+  element = document.createElement('section');
+  model: LayerDetailModel | null = null;
+  constructor(readonly handlers: LayerDetailHandlers) {}
+  update(model: LayerDetailModel | null) {
     this.model = model;
-    this.message = message;
   }
   destroy() {}
 }
@@ -85,161 +184,218 @@ class FakeChart implements ChartView {
 /** Lets pending promise chains finish. */
 const settle = () => new Promise((r) => setTimeout(r, 0));
 
-async function start(data = new FakeData()) {
-  const host = new FakeHost();
-  const chart = new FakeChart();
+async function start(options: {data?: FakeData; host?: FakeHost} = {}) {
+  const data = options.data ?? new FakeData();
+  const host = options.host ?? new FakeHost();
   const root = document.createElement('div');
   document.body.appendChild(root);
-  const app = new App(root, {data, host, createChart: () => chart});
+  let heatmap!: FakeHeatmap;
+  let detail!: FakeLayerDetail;
+  let setTheme!: (theme: Theme) => void;
+  const app = new App(root, {
+    data,
+    host,
+    followTheme: (onChange) => {
+      setTheme = onChange;
+      onChange(LIGHT);
+      return () => {};
+    },
+    views: {
+      createHeatmap: (handlers) => (heatmap = new FakeHeatmap(handlers.onSelect)),
+      createLayerDetail: (handlers) => (detail = new FakeLayerDetail(handlers)),
+    },
+  });
   await app.start();
   await settle();
   const q = <T extends Element = HTMLElement>(testId: string) => root.querySelector<T>(`[data-testid="${testId}"]`)!;
   const rowVariables = () =>
     Array.from(root.querySelectorAll<HTMLElement>('[data-testid="norm-row"]')).map((r) => r.dataset.variable);
-  const selectedRows = () =>
-    Array.from(root.querySelectorAll<HTMLElement>('[data-testid="norm-row"].selected')).map((r) => r.dataset.variable);
-  return {app, data, host, chart, root, q, rowVariables, selectedRows};
+  return {app, data, host, root, q, rowVariables, heatmap, detail, setTheme: (t: Theme) => setTheme(t)};
 }
 
-describe('App', () => {
-  it('shows the first run, its default stat, the table and all variables charted', async () => {
-    const {data, chart, q, rowVariables, selectedRows} = await start();
+function finding(run: string, layer: string, step: number): Finding {
+  return {
+    run,
+    rule: 'nonfinite',
+    severity: 'critical',
+    layer,
+    variable: '',
+    first_step: step,
+    last_step: 11,
+    value: 1,
+    threshold: 0,
+    message: 'NaN',
+    ongoing: true,
+  };
+}
+
+describe('App overview', () => {
+  it('shows the first run: its table, findings and a heatmap by layer as wide as the canvas', async () => {
+    const {data, q, rowVariables, heatmap} = await start();
     expect(q<HTMLSelectElement>('run-select').value).toBe('a');
     expect(q<HTMLSelectElement>('stat-select').value).toBe('gradient/l2');
-    expect(rowVariables()).toEqual(['a/k', 'a/b']);
-    expect(selectedRows()).toEqual(['a/k', 'a/b']);
-    expect(data.calls).toEqual(['runs', 'table a', 'series a gradient/l2 a/k,a/b']);
-    expect(chart.model!.lines.map((l) => l.variable)).toEqual(['a/k', 'a/b']);
-    expect(chart.model!.logScale).toBe(true);
-    expect(q('status').hidden).toBe(true);
-    expect(q('empty').hidden).toBe(true);
-  });
-
-  it('toggles chart variables by clicking rows', async () => {
-    const {data, chart, root, selectedRows} = await start();
-    const row = root.querySelector<HTMLElement>('[data-variable="a/k"]')!;
-    row.click();
-    expect(selectedRows()).toEqual(['a/b']);
-    expect(chart.model!.lines.map((l) => l.variable)).toEqual(['a/b']);
-    await settle();
-    expect(data.calls.at(-1)).toBe('series a gradient/l2 a/b');
-
-    root.querySelector<HTMLElement>('[data-variable="a/b"]')!.click();
-    await settle();
-    expect(selectedRows()).toEqual([]);
-    expect(chart.model).toBeNull();
-    expect(chart.message).toBe(NO_VARIABLES_CHARTED);
-
-    root.querySelector<HTMLElement>('[data-variable="a/k"]')!.click();
-    await settle();
-    expect(chart.model!.lines.map((l) => l.variable)).toEqual(['a/k']);
+    expect(rowVariables()).toEqual(['m/conv/kernel', 'm/conv/bias', 'm/dense/kernel', 'm/dense/bias']);
+    expect(data.calls).toContain('heatmap a gradient/l2 layer 640');
+    expect(data.calls).toContain('findings a');
+    expect(heatmap.shown?.rows.map((r) => r.layer)).toEqual(['conv', 'dense']);
+    expect(q('overview').hidden).toBe(false);
   });
 
   it('loads the chosen stat and run', async () => {
-    const {data, chart, q, rowVariables} = await start();
+    const {data, q, heatmap} = await start();
     const stat = q<HTMLSelectElement>('stat-select');
-    stat.value = 'weight/mean';
+    stat.value = 'weight/l2';
     stat.dispatchEvent(new Event('change'));
     await settle();
-    expect(data.calls.at(-1)).toBe('series a weight/mean a/k,a/b');
-    expect(chart.model!.stat).toBe('weight/mean');
-    expect(chart.model!.logScale).toBe(false);
-
+    expect(heatmap.shown?.stat).toBe('weight/l2');
     const run = q<HTMLSelectElement>('run-select');
-    run.value = 'b';
+    run.value = 'c';
     run.dispatchEvent(new Event('change'));
     await settle();
-    // Run b has no weight/mean: its default stat is taken.
-    expect(q<HTMLSelectElement>('stat-select').value).toBe('weight/l2');
-    expect(rowVariables()).toEqual(['b/k']);
-    expect(data.calls.slice(-2)).toEqual(['table b', 'series b weight/l2 b/k']);
-  });
-
-  it('re-fetches on DataReloaded and keeps the choices', async () => {
-    const {data, host, root, selectedRows, rowVariables} = await start();
-    root.querySelector<HTMLElement>('[data-variable="a/b"]')!.click();
-    await settle();
-    data.variables.a = ['a/k', 'a/b', 'a/new'];
-    data.calls = [];
-    host.reload();
-    await settle();
-    expect(data.calls).toEqual(['runs', 'table a', 'series a gradient/l2 a/k']);
-    expect(rowVariables()).toEqual(['a/k', 'a/b', 'a/new']);
-    expect(selectedRows()).toEqual(['a/k']);
+    expect(data.calls).toContain('table c latest');
+    expect(heatmap.shown?.run).toBe('c');
   });
 
   it('shows the empty state when there are no runs', async () => {
     const data = new FakeData();
     data.runs = [];
-    const {q} = await start(data);
-    expect(q('empty').hidden).toBe(false);
-    expect(q('empty').textContent).toBe(EMPTY_MESSAGE);
-    expect(q('norm-table').closest('[hidden]')).not.toBeNull();
-    expect(data.calls).toEqual(['runs']);
+    const {root, q} = await start({data});
+    expect(root.textContent).toContain(EMPTY_MESSAGE);
+    expect(q('overview').hidden).toBe(true);
   });
 
   it('shows errors in the status line instead of throwing', async () => {
     const data = new FakeData();
-    data.failTable = 'a';
-    const {q} = await start(data);
-    expect(q('status').hidden).toBe(false);
+    data.failRuns = true;
+    const {q} = await start({data});
+    expect(q('status').textContent).toContain('data server down');
     expect(q('status').classList.contains('error')).toBe(true);
-    expect(q('status').textContent).toContain("Unknown run: 'a'");
   });
 
-  it('drops an answer that a newer request overtook', async () => {
-    const data = new FakeData();
-    const {app, q} = await start(data);
-    let release!: () => void;
-    const slow = new Promise<void>((r) => (release = r));
-    const getTable = data.getTable.bind(data);
-    data.getTable = async (run) => {
-      if (run === 'b') await slow;
-      return getTable(run);
-    };
-    const toB = app.chooseRun('b');
-    const backToA = app.chooseRun('a');
-    await backToA;
-    release();
-    await toB;
+  it('re-fetches on DataReloaded and keeps the choices', async () => {
+    const {data, host, q} = await start();
+    const run = q<HTMLSelectElement>('run-select');
+    run.value = 'b';
+    run.dispatchEvent(new Event('change'));
     await settle();
-    expect(q<HTMLSelectElement>('run-select').value).toBe('a');
-    expect(Array.from(q('norm-table').querySelectorAll('tr[data-variable]')).map((r) => (r as HTMLElement).dataset.variable)).toEqual(['a/k', 'a/b']);
+    data.calls = [];
+    host.reload();
+    await settle();
+    expect(data.calls).toEqual(expect.arrayContaining(['runs', 'table b latest', 'findings b']));
+    expect(q<HTMLSelectElement>('run-select').value).toBe('b');
+  });
+
+  it('chooses a step on the norm table and falls back to the latest when it was not logged', async () => {
+    const {app, data, host} = await start({host: Object.assign(new FakeHost(), {url: {step: '7'}})});
+    expect(data.calls).toContain('table a 7');
+    expect(app.currentState.step).toBeNull();
+    expect(data.calls[data.calls.length - 1]).not.toBe('table a 7');
+    expect(host.written).toEqual([]); // a fallback is not a user action
   });
 });
 
-describe('App after a failed table load', () => {
-  it('does not keep saying "Loading" in the chart', async () => {
-    const data = new FakeData();
-    data.failTable = 'a';
-    const {chart} = await start(data);
-    expect(chart.model).toBeNull();
-    expect(chart.message).toBe('Nothing to draw.');
+describe('App layer detail', () => {
+  it('opens a layer from the heatmap at the clicked step, overlaying the runs that have it', async () => {
+    const {app, data, heatmap, detail, host, q} = await start();
+    heatmap.onSelect('conv', 1);
+    await settle();
+    expect(app.currentState.view).toBe('layer');
+    expect(q('overview').hidden).toBe(true);
+    expect(detail.model?.layer).toBe('conv');
+    expect(detail.model?.step).toBe(1);
+    // Run c has no layer "conv": not overlaid, not offered.
+    expect(detail.model?.runs.map((r) => [r.run, r.shown])).toEqual([
+      ['a', true],
+      ['b', true],
+    ]);
+    expect(data.calls).toEqual(expect.arrayContaining(['compare a,b gradient/l2 conv', 'compare a,b weight/l2 conv', 'compare a,b update/ratio conv']));
+    expect(data.calls).toContain('histograms a,b m/conv/kernel gradient');
+    expect(data.calls).toContain('kernel_grids a m/conv/kernel');
+    expect(detail.model?.charts.every((c) => c.model !== null)).toBe(true);
+    expect(detail.model?.charts[0].model?.lines.map((l) => l.run)).toEqual(['a', 'b']);
+    expect(detail.model?.hasKernelGrid).toBe(true);
+    expect(host.written[host.written.length - 1]).toMatchObject({view: 'layer', layer: 'conv', step: '1', run: 'a'});
   });
 
-  it('shows the findings of the run, and a click charts what a finding is about', async () => {
+  it('takes a run out of the overlays and back, and goes back to the overview', async () => {
+    const {app, data, heatmap, detail} = await start();
+    heatmap.onSelect('dense', 11);
+    await settle();
+    detail.handlers.onToggleRun('b');
+    await settle();
+    expect(data.calls).toContain('compare a gradient/l2 dense');
+    expect(data.calls.filter((c) => c.startsWith('compare a gradient/l2'))).toHaveLength(1);
+    expect(detail.model?.runs.find((r) => r.run === 'b')?.shown).toBe(false);
+    expect(detail.model?.hasKernelGrid).toBe(false);
+    detail.handlers.onBack();
+    await settle();
+    expect(app.currentState.view).toBe('overview');
+    expect(detail.model).toBeNull();
+  });
+
+  it('switches the histogram variable and kind', async () => {
+    const {data, heatmap, detail} = await start();
+    heatmap.onSelect('conv', 11);
+    await settle();
+    detail.handlers.onHistogramVariable('m/conv/bias');
+    detail.handlers.onHistogramKind('weight');
+    await settle();
+    expect(data.calls).toContain('histograms a,b m/conv/bias weight');
+    expect(detail.model?.histogramVariable).toBe('m/conv/bias');
+    expect(detail.model?.histograms?.variable).toBe('m/conv/bias');
+    expect(detail.model?.histogramVariables).toEqual(['m/conv/kernel', 'm/conv/bias']);
+  });
+
+  it('opens the layer and first step of a clicked finding', async () => {
     const data = new FakeData();
-    const finding: Finding = {
-      run: 'a', rule: 'dead_units', severity: 'critical', layer: 'l', variable: 'a/b',
-      first_step: 1, last_step: 11, value: 1, threshold: 0.95, message: '<img src=x onerror=alert(1)> dead', ongoing: true,
-    };
-    data.findings = {a: [finding]};
-    const {chart, root, q} = await start(data);
-    expect(data.findingCalls).toEqual(['a']);
+    data.findings.a = [finding('a', 'dense', 11), finding('a', '(model)', 1)];
+    const {app, root} = await start({data});
     const items = root.querySelectorAll<HTMLElement>('[data-testid="finding"]');
-    expect(items.length).toBe(1);
-    expect(items[0].dataset.severity).toBe('critical');
-    expect(items[0].textContent).toContain('<img src=x onerror=alert(1)> dead');
-    expect(root.querySelector('img')).toBeNull();
-    expect(q('findings').textContent).toContain('steps 1\u201311, ongoing');
+    expect(items).toHaveLength(2);
+    items[1].click(); // about the whole model: no layer to open, the step is chosen
+    await settle();
+    expect(app.currentState).toMatchObject({view: 'overview', step: 1});
     items[0].click();
     await settle();
-    expect(chart.model!.lines.map((l) => l.variable)).toEqual(['a/b']);
-    expect(data.calls.at(-1)).toBe('series a gradient/l2 a/b');
+    expect(app.currentState).toMatchObject({view: 'layer', layer: 'dense', step: 11});
   });
 
-  it('says so when the diagnosis found nothing', async () => {
-    const {q} = await start();
-    expect(q('findings').textContent).toContain('No findings');
+  it('restores a shared link, ignoring a layer the run does not have', async () => {
+    const host = new FakeHost();
+    host.url = {run: 'b', view: 'layer', layer: 'dense', kind: 'weight', mode: 'overlay'};
+    const {app, detail} = await start({host});
+    expect(app.currentState).toMatchObject({run: 'b', view: 'layer', layer: 'dense', histogramMode: 'overlay'});
+    expect(detail.model?.histogramKind).toBe('weight');
+    expect(detail.model?.histogramMode).toBe('overlay');
+
+    const other = new FakeHost();
+    other.url = {run: 'c', view: 'layer', layer: 'conv'};
+    const second = await start({host: other});
+    expect(second.app.currentState).toMatchObject({run: 'c', view: 'overview', layer: null});
+  });
+});
+
+describe('App inside TensorBoard', () => {
+  it("offers only TensorBoard's runs, in its order, and follows changes to its run list", async () => {
+    const host = new FakeHost();
+    host.hostRuns = ['b', 'a'];
+    const {q, app} = await start({host});
+    const options = () => Array.from(q<HTMLSelectElement>('run-select').options).map((o) => o.value);
+    expect(options()).toEqual(['b', 'a']);
+    expect(app.currentState.run).toBe('b');
+    host.changeRuns(['c']);
+    await settle();
+    expect(options()).toEqual(['c']);
+    expect(app.currentState.run).toBe('c');
+  });
+
+  it('follows the dark mode of the host page', async () => {
+    const {root, heatmap, setTheme} = await start();
+    expect(root.classList.contains('wh-dark')).toBe(false);
+    setTheme(DARK);
+    expect(root.classList.contains('wh-dark')).toBe(true);
+    expect(heatmap.theme).toBe(DARK);
+    setTheme(LIGHT);
+    expect(root.classList.contains('wh-dark')).toBe(false);
   });
 });

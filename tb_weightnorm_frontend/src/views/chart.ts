@@ -1,21 +1,41 @@
-// The line chart of one stat over steps (uPlot), one line per charted variable.
+// A line chart of one stat over steps (uPlot): one line per run and variable.
 
 import uPlot from 'uplot';
 import type {ChartModel} from '../chart_data';
 import {formatNumber} from '../format';
+import {LIGHT, type Theme} from '../theme';
 import {el} from './dom';
 
-const HEIGHT = 320;
-const FALLBACK_WIDTH = 640;
+const HEIGHT = 240;
+const FALLBACK_WIDTH = 480;
+
+export interface ChartOptions {
+  theme?: Theme;
+  /** A step to mark with a vertical line (the step the user is looking at). */
+  markedStep?: number | null;
+  /** What to say instead of a chart when there is nothing to draw. */
+  message?: string;
+}
 
 export interface ChartView {
   element: HTMLElement;
-  /** Draws `model`, or shows `message` instead when there is nothing to draw. */
-  update(model: ChartModel | null, message?: string): void;
+  /** Draws `model`, or shows the message when there is nothing to draw. */
+  update(model: ChartModel | null, options?: ChartOptions): void;
   destroy(): void;
 }
 
-function options(model: ChartModel, width: number): uPlot.Options {
+function axis(theme: Theme, label: string, size: number): uPlot.Axis {
+  return {
+    label,
+    labelSize: 20,
+    size,
+    stroke: theme.muted,
+    grid: {stroke: theme.grid},
+    ticks: {stroke: theme.grid},
+  };
+}
+
+function plotOptions(model: ChartModel, width: number, theme: Theme, marked: () => number | null): uPlot.Options {
   return {
     width,
     height: HEIGHT,
@@ -24,14 +44,9 @@ function options(model: ChartModel, width: number): uPlot.Options {
       y: model.logScale ? {distr: 3, log: 10} : {},
     },
     axes: [
-      {label: 'step', labelSize: 20, size: 36, stroke: '#616161', grid: {stroke: '#eeeeee'}, ticks: {stroke: '#e0e0e0'}},
+      axis(theme, 'step', 36),
       {
-        label: model.stat,
-        labelSize: 20,
-        size: 64,
-        stroke: '#616161',
-        grid: {stroke: '#eeeeee'},
-        ticks: {stroke: '#e0e0e0'},
+        ...axis(theme, model.stat, 64),
         // uPlot passes null for log-scale ticks it leaves unlabelled.
         values: (_u, splits) => splits.map((v) => (v === null || v === undefined ? '' : formatNumber(v))),
       },
@@ -39,8 +54,9 @@ function options(model: ChartModel, width: number): uPlot.Options {
     series: [
       {label: 'step', value: (_u, v) => (v === null ? '\u2014' : String(v))},
       ...model.lines.map((line) => ({
-        label: line.variable,
+        label: line.label,
         stroke: line.color,
+        dash: line.dash,
         width: 1.5,
         spanGaps: false,
         value: (_u: uPlot, v: number | null) => formatNumber(v),
@@ -49,18 +65,40 @@ function options(model: ChartModel, width: number): uPlot.Options {
     legend: {live: true},
     cursor: {focus: {prox: 16}},
     focus: {alpha: 0.3},
+    hooks: {
+      draw: [
+        (u) => {
+          const step = marked();
+          if (step === null) return;
+          const x = u.valToPos(step, 'x', true);
+          if (!(x >= u.bbox.left && x <= u.bbox.left + u.bbox.width)) return;
+          const ctx = u.ctx;
+          ctx.save();
+          ctx.strokeStyle = theme.muted;
+          ctx.setLineDash([4, 4]);
+          ctx.lineWidth = uPlot.pxRatio;
+          ctx.beginPath();
+          ctx.moveTo(x, u.bbox.top);
+          ctx.lineTo(x, u.bbox.top + u.bbox.height);
+          ctx.stroke();
+          ctx.restore();
+        },
+      ],
+    },
   };
 }
 
-export function createChart(): ChartView {
-  const title = el('h2', {className: 'wh-title'});
+export function createChart(testId = 'chart'): ChartView {
+  const title = el('h3', {className: 'wh-subtitle'});
   const note = el('p', {className: 'wh-note'});
   const plotArea = el('div', {className: 'wh-plot'});
   const message = el('p', {className: 'wh-hint'});
-  const element = el('section', {className: 'wh-section wh-chart', testId: 'chart'}, [title, plotArea, message, note]);
+  const element = el('div', {className: 'wh-chart', testId}, [title, plotArea, message, note]);
   let plot: uPlot | null = null;
-  // What the current plot was built for; a new model with the same shape only swaps the data
-  // (no flicker on TensorBoard's periodic reloads, and lines hidden in the legend stay hidden).
+  let markedStep: number | null = null;
+  // What the current plot was built for; a new model with the same lines only
+  // swaps the data (no flicker on TensorBoard's periodic reloads, and lines
+  // hidden in the legend stay hidden).
   let plotKey = '';
 
   const width = () => plotArea.clientWidth || FALLBACK_WIDTH;
@@ -83,8 +121,9 @@ export function createChart(): ChartView {
 
   return {
     element,
-    update(model, text) {
-      title.textContent = model ? `${model.stat} over steps` : 'Chart';
+    update(model, options = {}) {
+      const theme = options.theme ?? LIGHT;
+      title.textContent = model ? model.stat : '';
       element.dataset.scale = model?.logScale ? 'log' : 'linear';
       note.textContent =
         model && model.nonFinite > 0
@@ -92,20 +131,23 @@ export function createChart(): ChartView {
           : '';
       note.hidden = note.textContent === '';
       const drawable = model !== null && model.lines.length > 0 && model.steps.length > 0;
-      message.textContent = drawable ? '' : (text ?? 'Nothing to draw.');
+      message.textContent = drawable ? '' : (options.message ?? 'Nothing to draw.');
       message.hidden = drawable;
       if (!drawable) {
         destroyPlot();
         return;
       }
-      const data: uPlot.AlignedData = [model.steps, ...model.lines.map((l) => l.values)];
-      const key = JSON.stringify([model.stat, model.logScale, model.lines.map((l) => [l.variable, l.color])]);
+      const previousMark = markedStep;
+      markedStep = options.markedStep ?? null;
+      const data = [model.steps, ...model.lines.map((l) => l.values)] as uPlot.AlignedData;
+      const key = JSON.stringify([model.stat, model.logScale, theme.dark, model.lines.map((l) => [l.label, l.color])]);
       if (plot && key === plotKey) {
         plot.setData(data);
+        if (previousMark !== markedStep) plot.redraw(false);
         return;
       }
       destroyPlot();
-      plot = new uPlot(options(model, width()), data, plotArea);
+      plot = new uPlot(plotOptions(model, width(), theme, () => markedStep), data, plotArea);
       plotKey = key;
     },
     destroy() {
