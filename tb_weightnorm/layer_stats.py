@@ -1,0 +1,213 @@
+"""A norm table's rows combined into one row per layer: the numbers behind the
+tab's layers × steps overview.
+
+Pure numpy (no TensorFlow, no TensorBoard), like `wire`. A table holds one
+row per variable (or per gate of an LSTM/GRU variable); a layer's value of a
+stat at a logged step is combined from its rows' values at that step, by the
+stat's name:
+
+- `*/l2`, `weight/dist_init`: the l2 norm of the layer's variables
+  concatenated, sqrt of the sum of squares (exact);
+- `*/l1`, `*/nan_count`, `*/inf_count`: the sum (exact);
+- `*/linf`, `*/max`, `gradient/dead_fraction`: the largest;
+- `*/min`: the smallest;
+- `update/ratio`: the layer's `update/l2` over its `weight/l2`, both combined
+  as above over the rows whose update was measured (the main weight's ratio
+  when the table lacks either column);
+- `*/mean`, `*/std` and anything else: the value of the layer's main weight,
+  its row with the largest `weight/l2` at that step among the rows that
+  measured the stat (a mean of means would need the element counts, which a
+  table does not hold).
+
+NaN in a table means "not measured" (the stats themselves are taken over the
+finite values; a NaN weight shows in `nan_count`): a row that did not measure
+a stat is left out, and a layer where no row measured it gets NaN. An
+infinite value of any row makes the layer's value infinite, whatever the
+rule, so an overflow never disappears into a layer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Collection, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+# How a layer combines its rows' values, by rule name (see the module docstring).
+NORM, SUM, MAX, MIN, RATIO, MAIN = "norm", "sum", "max", "min", "ratio", "main"
+
+_WEIGHT_L2 = "weight/l2"
+_UPDATE_L2 = "update/l2"
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerRows:
+    """The rows of a norm table that make up one layer.
+
+    Attributes:
+        layer: the layer's name.
+        rows: indices of its rows in the table, in model order.
+        variables: the names of those rows.
+    """
+
+    layer: str
+    rows: Tuple[int, ...]
+    variables: Tuple[str, ...]
+
+
+def _whole_variable(name: str) -> Optional[str]:
+    """The variable a gate row (`lstm/lstm_cell/kernel[forget]`) is part of;
+    None for a row that is a whole variable."""
+    if not name.endswith("]") or "[" not in name:
+        return None
+    return name[: name.rindex("[")]
+
+
+def layer_rows(
+    variables: Sequence[str], layers: Sequence[str], *, skip: Collection[str] = ()
+) -> List[LayerRows]:
+    """The layers of a norm table in model order (of their first row), each
+    with its rows.
+
+    A gate row is left out when the table also holds its whole variable, so
+    no value counts twice (tables written by tb_weightnorm hold one or the
+    other, never both).
+
+    Args:
+        variables: the table's row names.
+        layers: the layer of each row.
+        skip: row names that belong to no layer (the `(global)` row).
+
+    Example:
+
+    >>> [(g.layer, g.rows) for g in layer_rows(["d/kernel", "d/bias", "o/kernel"], ["d", "d", "o"])]
+    [('d', (0, 1)), ('o', (2,))]
+    """
+    present = set(variables)
+    grouped: Dict[str, List[int]] = {}
+    for i, (variable, layer) in enumerate(zip(variables, layers)):
+        if variable in skip or _whole_variable(variable) in present:
+            continue
+        grouped.setdefault(layer, []).append(i)
+    return [
+        LayerRows(layer, tuple(rows), tuple(variables[i] for i in rows)) for layer, rows in grouped.items()
+    ]
+
+
+def combine_rule(stat: str) -> str:
+    """How a layer combines its rows' values of `stat`: one of NORM, SUM,
+    MAX, MIN, RATIO, MAIN (see the module docstring)."""
+    name = stat.rpartition("/")[2]
+    if name == "l2" or stat == "weight/dist_init":
+        return NORM
+    if name in ("l1", "nan_count", "inf_count"):
+        return SUM
+    if name in ("linf", "max", "dead_fraction"):
+        return MAX
+    if name == "min":
+        return MIN
+    if stat == "update/ratio":
+        return RATIO
+    return MAIN
+
+
+def _norm(members: np.ndarray) -> np.ndarray:
+    # Table values are float32, whose squares fit in float64: no overflow here.
+    measured = ~np.isnan(members)
+    squares = np.where(measured, members * members, 0.0).sum(axis=1)
+    return np.where(measured.any(axis=1), np.sqrt(squares), np.nan)
+
+
+def _sum(members: np.ndarray) -> np.ndarray:
+    measured = ~np.isnan(members)
+    return np.where(measured.any(axis=1), np.where(measured, members, 0.0).sum(axis=1), np.nan)
+
+
+def _main(members: np.ndarray, weight_l2: Optional[np.ndarray]) -> np.ndarray:
+    """Each step's value of the row with the largest weight l2 among those that
+    measured it (the first such row without a weight/l2 column)."""
+    measured = ~np.isnan(members)
+    size = np.zeros(members.shape) if weight_l2 is None else np.where(np.isnan(weight_l2), -1.0, weight_l2)
+    # Rows that did not measure the stat rank below every row that did.
+    main = np.argmax(np.where(measured, size, -np.inf), axis=1)
+    return np.take_along_axis(members, main[:, None], axis=1)[:, 0]
+
+
+def _ratio(update_l2: np.ndarray, weight_l2: np.ndarray) -> np.ndarray:
+    """Update l2 over weight l2 of the rows whose update was measured, as
+    `stats.update_stats` divides per row: 0 for a zero weight, the update
+    norm itself where that is infinite or not measured."""
+    updated = ~np.isnan(update_l2)
+    update, weight = _norm(update_l2), _norm(np.where(updated, weight_l2, np.nan))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(weight > 0, update / weight, 0.0)
+    return np.where(np.isfinite(update), ratio, update)
+
+
+def _keep_overflow(combined: np.ndarray, members: np.ndarray) -> np.ndarray:
+    """`combined`, infinite wherever a row is infinite: a rule that picks one
+    row (the main weight) or the smallest would otherwise hide an overflow."""
+    shown = np.isinf(combined)
+    positive = (members == np.inf).any(axis=1)
+    negative = (members == -np.inf).any(axis=1)
+    out = np.where(~shown & negative, -np.inf, combined)
+    return np.where(~shown & positive, np.inf, out)
+
+
+def layer_column(
+    values: np.ndarray, stats: Sequence[str], stat: str, groups: Sequence[LayerRows]
+) -> np.ndarray:
+    """Stat `stat` of each layer at each logged step, from the full-precision
+    values of its rows at that step.
+
+    Args:
+        values: a run's norm tables, float [steps, rows, stats]
+            (`NormHistory.values`); NaN where not measured.
+        stats: the name of each stat column.
+        stat: the stat to combine; must be one of `stats`.
+        groups: the layers, from `layer_rows`.
+
+    Returns:
+        float64 [steps, len(groups)]: NaN where no row of the layer measured
+        the stat, ±inf where a row was infinite.
+
+    Example:
+
+    >>> table = np.array([[[3.0], [4.0], [1.0]]])  # 1 step, 3 rows, stat weight/l2
+    >>> groups = layer_rows(["d/kernel", "d/bias", "o/kernel"], ["d", "d", "o"])
+    >>> layer_column(table, ["weight/l2"], "weight/l2", groups).tolist()
+    [[5.0, 1.0]]
+    """
+    table = np.asarray(values, dtype=np.float64)
+
+    def column(name: str) -> Optional[np.ndarray]:
+        return table[:, :, list(stats).index(name)] if name in stats else None
+
+    wanted, weight_l2, update_l2 = column(stat), column(_WEIGHT_L2), column(_UPDATE_L2)
+    if wanted is None:
+        raise ValueError(f"stat {stat!r} is not one of the table's stats: {', '.join(stats)}")
+    rule = combine_rule(stat)
+    out = np.full((table.shape[0], len(groups)), np.nan)
+    for j, group in enumerate(groups):
+        rows = list(group.rows)
+        members = wanted[:, rows]
+        combined = _combine(rule, members, *(None if c is None else c[:, rows] for c in (weight_l2, update_l2)))
+        out[:, j] = _keep_overflow(combined, members)
+    return out
+
+
+def _combine(
+    rule: str, members: np.ndarray, weight_l2: Optional[np.ndarray], update_l2: Optional[np.ndarray]
+) -> np.ndarray:
+    """One layer's value at each step from its rows' values [steps, rows]."""
+    if rule == NORM:
+        return _norm(members)
+    if rule == SUM:
+        return _sum(members)
+    if rule == MAX:
+        return np.fmax.reduce(members, axis=1)  # fmax/fmin skip NaN: not measured
+    if rule == MIN:
+        return np.fmin.reduce(members, axis=1)
+    if rule == RATIO and weight_l2 is not None and update_l2 is not None:
+        return _ratio(update_l2, weight_l2)
+    return _main(members, weight_l2)
