@@ -127,16 +127,19 @@ def wait_for_json(url, predicate, timeout=90):
 
 @pytest.fixture(scope="session")
 def api_logdir(tmp_path_factory):
-    """Runs for the plugin's data API (see plugin_logs.py): a Conv2D model fit
-    with WeightHealthCallback (histograms, kernel grids), a Dense model in a
-    custom loop logged with tb_weightnorm.log, and a fit whose weights turn
-    NaN mid-run."""
+    """Runs for the plugin's data API and the tab (see plugin_logs.py): a
+    Conv2D model fit with WeightHealthCallback (histograms, kernel grids) at
+    two learning rates, a Dense model in a custom loop logged with
+    tb_weightnorm.log, a fit whose weights turn NaN mid-run, and a fit of a
+    model with an LSTM layer named like an HTML tag."""
     import plugin_logs
 
     logdir = tmp_path_factory.mktemp("api_logs")
     plugin_logs.train_cnn(str(logdir))
+    plugin_logs.train_cnn(str(logdir), plugin_logs.CNN_HIGH_RUN, plugin_logs.CNN_HIGH_LEARNING_RATE)
     plugin_logs.train_loop(str(logdir))
     plugin_logs.train_with_nan(str(logdir), plugin_logs.NAN_RUN, plugin_logs.NAN_AT_BATCH)
+    plugin_logs.train_hostile(str(logdir))
     return logdir
 
 

@@ -16,6 +16,11 @@ import numpy as np
 
 # A Conv2D model on RGB images, WeightHealthCallback every step.
 CNN_RUN = "cnn/train"
+CNN_LEARNING_RATE = 0.05
+# The same model, data and initial weights at a higher learning rate: a run
+# whose layers and variables have the same names as CNN_RUN's.
+CNN_HIGH_RUN = "cnn_lr_high/train"
+CNN_HIGH_LEARNING_RATE = 0.5
 CNN_EPOCHS = 3
 CNN_BATCHES = 4  # per epoch
 CNN_HISTOGRAM_EVERY = 2
@@ -33,6 +38,15 @@ CNN_VARIABLE_SIZES = {
     "rgb_cnn/out/bias": 2,
 }
 
+# A model whose LSTM layer (one row per gate) has a name that is HTML, fit
+# with WeightHealthCallback every step, histograms every step; the run is
+# named without "/train".
+HOSTILE_RUN = "hostile"
+HOSTILE_LAYER = "<img src=x onerror=alert(1)>"
+HOSTILE_STEPS = 4
+HOSTILE_BINS = 8
+HOSTILE_LAYERS = [HOSTILE_LAYER, "out"]
+
 # A Dense model in a custom loop with `tb_weightnorm.log`, every step.
 LOOP_RUN = "loop"
 LOOP_STEPS = 120
@@ -47,8 +61,8 @@ NAN_AT_BATCH = 5
 NAN_STEPS = 20
 
 
-def train_cnn(logdir: str) -> str:
-    """CNN_RUN: a Conv2D model fit on random RGB images."""
+def train_cnn(logdir: str, run: str = CNN_RUN, learning_rate: float = CNN_LEARNING_RATE) -> str:
+    """CNN_RUN (or `run`): a Conv2D model fit on random RGB images."""
     import keras
 
     import tb_weightnorm
@@ -64,11 +78,11 @@ def train_cnn(logdir: str) -> str:
         ],
         name="rgb_cnn",
     )
-    model.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse")
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate), loss="mse")
     rng = np.random.default_rng(1)
     x = rng.normal(size=(16 * CNN_BATCHES, 8, 8, 3)).astype("float32")
     y = rng.normal(size=(16 * CNN_BATCHES, 2)).astype("float32")
-    run_dir = os.path.join(logdir, os.path.dirname(CNN_RUN))
+    run_dir = os.path.join(logdir, os.path.dirname(run))
     callback = tb_weightnorm.WeightHealthCallback(
         run_dir,
         every_n_steps=1,
@@ -177,4 +191,37 @@ def train_with_nan(logdir: str, run: str, nan_at_batch: int, layer_name: str = "
         verbose=0,
         callbacks=[InjectNaN(), tb_weightnorm.WeightHealthCallback(run_dir, every_n_steps=1, histogram_every_n_steps=0)],
     )
+    return run_dir
+
+
+def train_hostile(logdir: str) -> str:
+    """HOSTILE_RUN: an LSTM named HOSTILE_LAYER and a Dense head, fit for
+    HOSTILE_STEPS steps on random sequences."""
+    import shutil
+    import tempfile
+
+    import keras
+
+    import tb_weightnorm
+
+    keras.utils.set_random_seed(4)
+    model = keras.Sequential(
+        [keras.Input((5, 3)), keras.layers.LSTM(3, name=HOSTILE_LAYER), keras.layers.Dense(2, name="out")],
+        name="hostile",
+    )
+    # Keras takes the name, but a compiled train step opens a TensorFlow name
+    # scope per layer, and TensorFlow refuses "<", " " and "=" in one; an
+    # eager train step opens none.
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse", run_eagerly=True)
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(8 * HOSTILE_STEPS, 5, 3)).astype("float32")
+    y = rng.normal(size=(8 * HOSTILE_STEPS, 2)).astype("float32")
+    run_dir = os.path.join(logdir, HOSTILE_RUN)
+    # The callback writes to LOG_DIR/train; this run's events go one level up.
+    with tempfile.TemporaryDirectory() as scratch:
+        callback = tb_weightnorm.WeightHealthCallback(
+            scratch, every_n_steps=1, histogram_every_n_steps=1, histogram_bins=HOSTILE_BINS
+        )
+        model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[callback])
+        shutil.move(os.path.join(scratch, "train"), run_dir)
     return run_dir

@@ -57,7 +57,9 @@ def written_kernel_grids(run_dir, variable):
 
 def test_runs_say_what_each_run_holds(api_client):
     runs = {r["run"]: r for r in ok(api_client, "runs")["runs"]}
-    assert list(runs) == sorted([CNN, LOOP, plugin_logs.NAN_RUN])
+    assert list(runs) == sorted(
+        [CNN, plugin_logs.CNN_HIGH_RUN, LOOP, plugin_logs.NAN_RUN, plugin_logs.HOSTILE_RUN]
+    )
     cnn = runs[CNN]
     steps = plugin_logs.CNN_EPOCHS * plugin_logs.CNN_BATCHES
     assert cnn["last_step"] == steps

@@ -31,7 +31,9 @@ def test_a_nan_in_a_kernel_is_a_critical_nonfinite_finding(api_client):
 
 def test_findings_of_every_run_most_severe_first(api_client):
     body = ok(api_client, "findings")
-    assert body["runs"] == sorted([plugin_logs.CNN_RUN, plugin_logs.LOOP_RUN, NAN_RUN])
+    assert body["runs"] == sorted(
+        [plugin_logs.CNN_RUN, plugin_logs.CNN_HIGH_RUN, plugin_logs.LOOP_RUN, NAN_RUN, plugin_logs.HOSTILE_RUN]
+    )
     ranks = [diagnosis.severity_rank(f["severity"]) for f in body["findings"]]
     assert ranks == sorted(ranks, reverse=True)
     assert any(f["run"] == NAN_RUN and f["rule"] == "nonfinite" for f in body["findings"])
