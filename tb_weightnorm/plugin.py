@@ -4,7 +4,7 @@ It reads only through `context.data_provider`, so it works under TensorBoard's
 default (fast, Rust) loader and under `--load_fast=false`. Routes are
 documented in http_api.md beside this file. This module is about HTTP:
 parameters in, JSON out; reading is in the reader modules, array work in
-`wire`, and decoded runs are kept in a `cache.SignedCache`.
+`wire` and `layer_stats`, and decoded runs are kept in a `cache.SignedCache`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import json
 import logging
 import pathlib
 import urllib.parse
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from tensorboard import errors, plugin_util
@@ -27,6 +27,7 @@ from tb_weightnorm import (
     diagnosis,
     histogram_reader,
     kernel_grid_reader,
+    layer_stats,
     metadata,
     reader,
     wire,
@@ -55,6 +56,8 @@ DIGITS = 4
 EDGE_DIGITS = 7
 
 HISTOGRAM_KINDS = ("weight", "gradient")
+# Rows of a heatmap: one per variable (and gate), or one per layer.
+HEATMAP_BY = ("variable", "layer")
 
 
 def _respond_json(request, body: Dict[str, Any], code: int = 200):
@@ -141,6 +144,36 @@ def _series(
         entry["values"] = v
         out.append(entry)
     return out
+
+
+def _by_layer(
+    history: NormHistory, stat: str, column: np.ndarray
+) -> Tuple[np.ndarray, Callable[[np.ndarray], List[Dict[str, Any]]]]:
+    """(values [steps, layers (+ global)], rows encoder) of a heatmap by layer.
+
+    Layers are combined at each logged step, before the steps are thinned:
+    the max of a bucket is then the layer's own peak, not a mix of its
+    variables' peaks at different steps. The `(global)` row is already a
+    whole-model value, so it is passed on as logged.
+    """
+    groups = layer_stats.layer_rows(history.variables, history.layers, skip=(metadata.GLOBAL_ROW,))
+    per_layer = layer_stats.layer_column(history.values, history.stats, stat, groups)
+    g = history.global_index()
+    if g is not None:
+        per_layer = np.concatenate([per_layer, column[:, [g]]], axis=1)
+
+    def rows(values: np.ndarray) -> List[Dict[str, Any]]:
+        encoded = wire.json_values(values.T, DIGITS)
+        out = [
+            {"layer": group.layer, "variables": list(group.variables), "global": False, "values": v}
+            for group, v in zip(groups, encoded)
+        ]
+        if g is not None:
+            whole_model = {"layer": history.layers[g], "variables": [history.variables[g]], "global": True}
+            out.append({**whole_model, "values": encoded[-1]})
+        return out
+
+    return per_layer, rows
 
 
 class WeightHealthPlugin(base_plugin.TBPlugin):
@@ -358,11 +391,17 @@ class WeightHealthPlugin(base_plugin.TBPlugin):
         stat = params.required(request, "stat")
         limit = params.max_steps(request, default=HEATMAP_COLUMNS, cap=MAX_COLUMNS)
         how = params.choice(request, "reduce", wire.REDUCES, default="max")
+        by = params.choice(request, "by", HEATMAP_BY, default="variable")
         history = self._run_history(request, run)
-        values, steps = _thinned(history, _column(history, stat), limit, how)
-        rows = _series(history, range(len(history.variables)), values, DIGITS, flag_global=True)
+        column = _column(history, stat)
+        if by == "layer":
+            column, encode = _by_layer(history, stat, column)
+        else:
+            every_row = range(len(history.variables))
+            encode = functools.partial(_series, history, every_row, digits=DIGITS, flag_global=True)
+        values, steps = _thinned(history, column, limit, how)
         del steps["wall_times"]
-        return {"run": run, "stat": stat, "max_steps": limit, **steps, "rows": rows}
+        return {"run": run, "stat": stat, "by": by, "max_steps": limit, **steps, "rows": encode(values)}
 
     @_json_route
     def _serve_compare(self, request):

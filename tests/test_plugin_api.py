@@ -261,6 +261,7 @@ K = "rgb_cnn/rgb_conv/kernel"
         (f"heatmap?run={LOOP}&stat=weight/l2&max_steps=x", 400, "'max_steps'"),
         (f"heatmap?run={LOOP}&stat=weight/l2&max_steps=0", 400, "'max_steps'"),
         (f"heatmap?run={LOOP}&stat=weight/l2&reduce=median", 400, "'reduce'"),
+        (f"heatmap?run={LOOP}&stat=weight/l2&by=gate", 400, "'by'"),
         ("heatmap?run=nope&stat=weight/l2", 404, "'nope'"),
         (f"heatmap?run={LOOP}&stat=weight/l9", 404, "'weight/l9'"),
         (f"series?run={LOOP}&stat=weight/l2&max_steps=-1", 400, "'max_steps'"),

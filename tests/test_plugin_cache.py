@@ -53,6 +53,7 @@ def test_a_run_is_decoded_once_until_new_steps_arrive(growing):
     assert len(ok(client, f"series?run={RUN}&stat=weight/l2")["steps"]) == 10
     ok(client, f"findings?run={RUN}")
     ok(client, f"compare?run={RUN}&stat=weight/l2&layer=head")
+    ok(client, f"heatmap?run={RUN}&stat=update/ratio&by=layer")
     assert CountingProvider.reads == reads  # every route served from the cache
 
     histograms = ok(client, f"histograms?run={RUN}&variable=loop_mlp/head/kernel&kind=weight")
@@ -82,3 +83,14 @@ def test_compare_lists_a_run_without_the_stat_instead_of_failing(growing):
     assert runs[PARTIAL]["global_row"] is False and runs[PARTIAL]["histograms"] is None
     response, body = plugin_get(client, f"compare?run={PARTIAL}&stat=gradient/l2&variable=loop_mlp/head/kernel")
     assert response.status_code == 404 and "'gradient/l2'" in body["error"]
+
+
+def test_a_heatmap_by_layer_of_a_run_without_global_row_has_layers_only(growing):
+    client, _, _ = growing
+    body = ok(client, f"heatmap?run={PARTIAL}&stat=weight/mean&by=layer")
+    assert [(r["layer"], r["global"]) for r in body["rows"]] == [("hidden", False), ("head", False)]
+    # Biases start at zero (never trained here): each layer's main weight is its kernel.
+    table = ok(client, f"table?run={PARTIAL}")
+    stat = table["stats"].index("weight/mean")
+    kernels = [r["values"][stat] for r in table["rows"] if r["variable"].endswith("/kernel")]
+    assert [r["values"][-1] for r in body["rows"]] == pytest.approx(kernels, rel=5e-4)
