@@ -46,7 +46,7 @@ export class Latest<T> {
     } catch (error) {
       if (request !== this.request) return false;
       this.error = message(error);
-      const status = (error as {status?: unknown}).status;
+      const status = (error as {status?: unknown} | null | undefined)?.status;
       this.status = typeof status === 'number' ? status : null;
     } finally {
       if (request === this.request) this.pending = false;
