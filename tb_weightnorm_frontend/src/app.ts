@@ -93,8 +93,11 @@ export class App {
   private fromUrl: UrlState | null = null;
 
   private readonly table = new Latest<NormTable>();
-  /** The variables of the run's last table, whatever its step: the layer detail needs them while another step loads. */
-  private variablesOf: {run: string; rows: {layer: string; variable: string}[]} | null = null;
+  /**
+   * The variables and logged steps of the run's last table, whatever its step:
+   * the layer detail needs them while another step loads.
+   */
+  private runTable: {run: string; rows: {layer: string; variable: string}[]; steps: number[]} | null = null;
   private readonly findingsData = new Latest<Finding[]>();
   private readonly heatmapData = new Latest<Heatmap>();
   private readonly comparisons = new Map<string, Latest<Comparison>>();
@@ -260,7 +263,7 @@ export class App {
     if (run === null) return;
     const loads: Promise<unknown>[] = [
       // The layer detail's variable list comes with the first table of the run.
-      this.loadTable(run, force).then(() => this.state.view === 'layer' && Promise.all(this.loadLayer(false))),
+      this.loadTable(run, force).then(() => (this.state.view === 'layer' ? Promise.all(this.loadLayer(false)) : undefined)),
     ];
     if (this.state.view === 'overview') {
       loads.push(this.fill(this.findingsData, key(run), () => this.deps.data.getFindings(run), force));
@@ -276,11 +279,24 @@ export class App {
     await Promise.all(loads);
   }
 
-  private async loadTable(run: string, force: boolean): Promise<void> {
+  /**
+   * The logged step the norm table shows for the chosen one: the last logged at
+   * or before it (kernel grids and histograms are logged at steps the table may
+   * not have, e.g. step 0); null for the latest.
+   */
+  private tableStep(run: string): number | null {
     const step = this.state.step;
+    const steps = this.runTable?.run === run ? this.runTable.steps : null;
+    if (step === null || !steps || steps.length === 0 || steps.includes(step)) return step;
+    const before = steps.filter((s) => s <= step);
+    return before.length ? before[before.length - 1] : steps[0];
+  }
+
+  private async loadTable(run: string, force: boolean): Promise<void> {
+    const step = this.tableStep(run);
     await this.fill(this.table, key(run, step), () => this.deps.data.getTable(run, step ?? undefined), force);
     const table = this.table.value;
-    if (table && table.run === run) this.variablesOf = {run, rows: table.rows};
+    if (table && table.run === run) this.runTable = {run, rows: table.rows, steps: table.steps};
     // A link or finding may name a step this run did not log: fall back to the latest.
     if (this.table.status === 404 && step !== null && this.table.key === key(run, step) && this.state.step === step) {
       this.state = selectStep(this.state, null);
@@ -348,7 +364,7 @@ export class App {
 
   /** The layer's variables (from the norm table), without the whole-model row. */
   private layerVariables(): string[] {
-    const known = this.variablesOf;
+    const known = this.runTable;
     if (!known || known.run !== this.state.run || this.state.layer === null) return [];
     return known.rows.filter((r) => r.layer === this.state.layer).map((r) => r.variable);
   }

@@ -114,6 +114,7 @@ export function selectStat(state: State, stat: string): State {
 /** Opens the detail of `layer`, at `step` when given (else the step stays). */
 export function openLayer(state: State, layer: string, step?: number | null): State {
   const sameLayer = layer === state.layer;
+  if (sameLayer && state.view === 'layer' && (step === undefined || step === state.step)) return state;
   return {
     ...state,
     view: 'layer',
@@ -131,27 +132,43 @@ export function selectStep(state: State, step: number | null): State {
   return step === state.step ? state : {...state, step};
 }
 
-/** Shows or hides one run in the layer detail's overlays. */
-export function toggleRun(state: State, run: string): State {
-  const hidden = state.hiddenRuns.includes(run)
-    ? state.hiddenRuns.filter((r) => r !== run)
-    : [...state.hiddenRuns, run];
-  return {...state, hiddenRuns: hidden};
-}
-
 /** How many runs the layer detail overlays at most: more lines than this cannot be told apart. */
 export const MAX_OVERLAID_RUNS = 8;
 
 /**
- * The runs overlaid in the layer detail: the overview's run first, then the
- * others TensorBoard offers that have the layer and that the user did not hide.
+ * The runs overlaid in the layer detail: the overview's run first (always),
+ * then the others TensorBoard offers that have the layer and that the user did
+ * not hide, at most MAX_OVERLAID_RUNS in all.
  */
 export function overlaidRuns(state: State): string[] {
-  const hasLayer = (r: RunInfo) => state.layer !== null && (r.layers.length === 0 || r.layers.includes(state.layer));
   const hidden = new Set(state.hiddenRuns);
-  const runs = state.runs.filter((r) => hasLayer(r) && !hidden.has(r.run)).map((r) => r.run);
-  const primary = state.run !== null && runs.includes(state.run) ? [state.run] : [];
-  return [...primary, ...runs.filter((r) => r !== state.run)].slice(0, MAX_OVERLAID_RUNS);
+  const others = state.runs.filter((r) => r.run !== state.run && hasLayer(state, r) && !hidden.has(r.run)).map((r) => r.run);
+  const primary = state.runs.some((r) => r.run === state.run && hasLayer(state, r)) ? [state.run!] : [];
+  return [...primary, ...others].slice(0, MAX_OVERLAID_RUNS);
+}
+
+function hasLayer(state: State, info: RunInfo): boolean {
+  // A run that does not list its layers is given the benefit of the doubt: the server says what it lacks.
+  return state.layer !== null && (info.layers.length === 0 || info.layers.includes(state.layer));
+}
+
+/**
+ * Shows or hides one run in the layer detail's overlays. The overview's run
+ * always stays. Showing a run when MAX_OVERLAID_RUNS are shown takes out the
+ * last of them to make room.
+ */
+export function toggleRun(state: State, run: string): State {
+  if (run === state.run) return state;
+  const shown = overlaidRuns(state);
+  if (shown.includes(run)) return {...state, hiddenRuns: [...state.hiddenRuns, run]};
+  const room = shown.length >= MAX_OVERLAID_RUNS && shown[shown.length - 1] !== state.run ? shown.slice(0, -1) : shown;
+  const wanted = new Set([...room, run]);
+  const hidden = new Set(state.hiddenRuns);
+  // Every other run of this layer is hidden, so exactly the wanted ones show whatever their order.
+  const hiddenRuns = state.runs
+    .filter((r) => r.run !== state.run && !wanted.has(r.run) && (hidden.has(r.run) || hasLayer(state, r)))
+    .map((r) => r.run);
+  return {...state, hiddenRuns};
 }
 
 export function selectHistogramKind(state: State, kind: HistogramKind): State {

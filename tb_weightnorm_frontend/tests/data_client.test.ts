@@ -92,9 +92,31 @@ describe('URLs', () => {
 
 describe('createDataClient', () => {
   it('reads the runs', async () => {
-    const run = {run: 'demo/train', steps: 30, first_step: 1, last_step: 291, variables: 6, stats: ['weight/l2']};
+    const run = {
+      run: 'demo/train',
+      last_step: 291,
+      variables: 6,
+      stats: ['weight/l2'],
+      layers: ['conv', 'dense'],
+      gradient_note: 'before clipping (clipnorm=1.0)',
+      histograms: {kinds: ['weight', 'gradient'], bins: [32], variables: 6, last_step: 290},
+      kernel_grids: [{layer: 'conv', variable: 'm/conv/kernel', mode: 'rgb', filters_total: 8, last_step: 291}],
+    };
     const {fetchFn} = fakeFetch({'./runs': () => jsonResponse({runs: [run]})});
-    expect(await createDataClient(fetchFn).getRuns()).toEqual([run]);
+    expect(await createDataClient(fetchFn).getRuns()).toEqual([
+      {
+        run: 'demo/train',
+        steps: null,
+        first_step: null,
+        last_step: 291,
+        variables: 6,
+        stats: ['weight/l2'],
+        layers: ['conv', 'dense'],
+        histogramKinds: ['weight', 'gradient'],
+        kernelGrids: [{layer: 'conv', variable: 'm/conv/kernel', mode: 'rgb', filtersTotal: 8, lastStep: 291}],
+        gradientNote: 'before clipping (clipnorm=1.0)',
+      },
+    ]);
   });
 
   it('rejects runs without a name and tolerates a run without stats', async () => {
