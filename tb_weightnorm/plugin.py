@@ -146,6 +146,46 @@ def _series(
     return out
 
 
+def _nonfinite_counts(history: NormHistory, stat: str, by: str) -> Optional[np.ndarray]:
+    """NaN + Inf elements behind each heatmap cell ([steps, rows], rows as the
+    heatmap's), of the tensor the stat is about (an update is measured from
+    the weights); None when the run did not count them.
+
+    The stats are taken over the finite elements, so after a NaN a norm reads
+    small or 0; without these counts the heatmap would paint the broken cells
+    in the calmest colour.
+    """
+    kind = "weight" if stat.startswith("update/") else stat.split("/", 1)[0]
+    names = [f"{kind}/nan_count", f"{kind}/inf_count"]
+    if not all(n in history.stats for n in names):
+        return None
+    g = history.global_index()
+    if by == "layer":
+        groups = layer_stats.layer_rows(history.variables, history.layers, skip=(metadata.GLOBAL_ROW,))
+        per_row = sum(np.nan_to_num(layer_stats.layer_column(history.values, history.stats, n, groups)) for n in names)
+    else:
+        per_row = sum(np.nan_to_num(history.column(n)) for n in names)
+    if g is None:
+        return per_row
+    # The whole model has every variable's non-finite elements.
+    variables = [i for i in range(len(history.variables)) if i != g]
+    whole = sum(np.nan_to_num(history.column(n)[:, variables]).sum(axis=1, keepdims=True) for n in names)
+    if by == "layer":
+        return np.concatenate([per_row, whole], axis=1)
+    per_row[:, [g]] = whole
+    return per_row
+
+
+def _with_nonfinite(rows: List[Dict[str, Any]], counts: Optional[np.ndarray]) -> List[Dict[str, Any]]:
+    """Adds `nonfinite` (counts per column) to the rows that have any."""
+    if counts is None:
+        return rows
+    for row, row_counts in zip(rows, counts.T):
+        if np.any(row_counts > 0):
+            row["nonfinite"] = [int(c) for c in row_counts]
+    return rows
+
+
 def _by_layer(
     history: NormHistory, stat: str, column: np.ndarray
 ) -> Tuple[np.ndarray, Callable[[np.ndarray], List[Dict[str, Any]]]]:
@@ -401,7 +441,12 @@ class WeightHealthPlugin(base_plugin.TBPlugin):
             encode = functools.partial(_series, history, every_row, digits=DIGITS, flag_global=True)
         values, steps = _thinned(history, column, limit, how)
         del steps["wall_times"]
-        return {"run": run, "stat": stat, "by": by, "max_steps": limit, **steps, "rows": encode(values)}
+        counts = _nonfinite_counts(history, stat, by)
+        if counts is not None:
+            # The largest count in a bucket: one broken step marks its column.
+            counts, _ = _thinned(history, counts, limit, "max")
+        rows = _with_nonfinite(encode(values), counts)
+        return {"run": run, "stat": stat, "by": by, "max_steps": limit, **steps, "rows": rows}
 
     @_json_route
     def _serve_compare(self, request):

@@ -218,6 +218,36 @@ def test_a_nan_weight_shows_in_its_layer_and_survives_thinning(api_client, logge
     assert by_layer("weight/mean", max_steps=1, reduce="last")["middle"] == [mean["middle"][gone - 1]]
 
 
+@pytest.mark.parametrize("by", ["layer", "variable"])
+@pytest.mark.parametrize("stat,kind", [("gradient/l2", "gradient"), ("weight/mean", "weight"), ("update/ratio", "weight")])
+def test_cells_say_how_many_nan_or_inf_elements_their_value_leaves_out(api_client, logged, by, stat, kind):
+    # After a NaN the norms over the finite elements read 0: the heatmap must
+    # be told which cells are broken, or it paints them in the calmest colour.
+    latest, values = logged(NAN_RUN)
+    stats, rows = latest["stats"], latest["rows"]
+    counts = values[:, :, stats.index(f"{kind}/nan_count")] + values[:, :, stats.index(f"{kind}/inf_count")]
+    counts = np.nan_to_num(counts)
+    answer = plugin_ok(api_client, route("heatmap", run=NAN_RUN, stat=stat, by=by))
+    gone = latest["steps"].index(plugin_logs.NAN_AT_BATCH + 1)
+    every = [i for i, r in enumerate(rows) if r["variable"] != metadata.GLOBAL_ROW]
+    for row in answer["rows"]:
+        if row["global"]:
+            members = every
+        elif by == "layer":
+            members = [i for i, r in enumerate(rows) if r["layer"] == row["layer"] and i in every]
+        else:
+            members = [i for i, r in enumerate(rows) if r["variable"] == row["variable"]]
+        expected = counts[:, members].sum(axis=1)
+        assert row["nonfinite"] == [int(c) for c in expected], row["layer"]
+        assert row["nonfinite"][:gone] == [0] * gone and all(c > 0 for c in row["nonfinite"][gone:])
+    # A healthy run's rows carry no counts at all.
+    healthy = plugin_ok(api_client, route("heatmap", run=CNN, stat=stat, by=by))
+    assert not any("nonfinite" in row for row in healthy["rows"])
+    # Thinned, a bucket with one broken step is marked.
+    thinned = plugin_ok(api_client, route("heatmap", run=NAN_RUN, stat=stat, by=by, max_steps=1))
+    assert all(row["nonfinite"][0] > 0 for row in thinned["rows"])
+
+
 # -- names --------------------------------------------------------------------
 
 

@@ -431,7 +431,7 @@ export class App {
     const current = heatmap && heatmap.run === run && heatmap.stat === this.state.stat ? heatmap : null;
     this.heatmap.update(current, {
       theme: this.theme,
-      message: this.heatmapData.error ?? (run === null ? 'Nothing to draw.' : 'Loading\u2026'),
+      message: current ? undefined : (this.heatmapData.error ?? (run === null ? 'Nothing to draw.' : 'Loading\u2026')),
       selectedLayer: this.state.layer,
       markedStep: this.state.step,
     });

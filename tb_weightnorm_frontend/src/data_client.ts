@@ -82,6 +82,11 @@ export interface HeatmapRow {
   /** The whole-model (global) row: leave it out of a per-layer colour scale. */
   global: boolean;
   values: StatValue[];
+  /**
+   * NaN and infinite elements behind each cell (the stats are taken over the
+   * finite ones, so a broken cell's value alone can look calm); null when none.
+   */
+  nonFinite?: number[] | null;
 }
 
 export interface Heatmap extends ThinnedSteps {
@@ -382,7 +387,8 @@ export function decodeHeatmap(body: Record<string, unknown>): Heatmap {
   const rows = list(body, 'rows').map((row) => {
     const r = (row ?? {}) as Record<string, unknown>;
     const variables = Array.isArray(r.variables) ? strings(r.variables) : typeof r.variable === 'string' ? [r.variable] : [];
-    return {layer: String(r.layer), variables, global: r.global === true, values: decodeNumbers(r.values)};
+    const nonFinite = Array.isArray(r.nonfinite) ? r.nonfinite.map(Number) : null;
+    return {layer: String(r.layer), variables, global: r.global === true, values: decodeNumbers(r.values), nonFinite};
   });
   return {run: String(body.run), stat: String(body.stat), by, rows, ...thinnedSteps(body)};
 }

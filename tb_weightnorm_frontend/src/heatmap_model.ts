@@ -204,7 +204,10 @@ function paintRows(rows: readonly HeatmapRow[], columns: number, scale: ValueSca
   const index = rampIndex(scale);
   rows.forEach((row, r) => {
     const start = offset + r * columns;
-    for (let c = 0; c < columns; c++) into[start + c] = cellColor(row.values[c] ?? null, index, palette);
+    const broken = row.nonFinite;
+    for (let c = 0; c < columns; c++) {
+      into[start + c] = broken && broken[c] > 0 ? palette.nonFinite : cellColor(row.values[c] ?? null, index, palette);
+    }
   });
 }
 
@@ -366,12 +369,15 @@ export function cellReadout(model: HeatmapModel, row: number, column: number): C
   const step = model.steps[column];
   const first = model.firstSteps[column] ?? step;
   const value = cells.values[column] ?? null;
+  const broken = cells.nonFinite?.[column] ?? 0;
+  const measured = value === null ? 'not measured' : formatNumber(value);
   return {
     name: rowName(cells, model.by),
     layer: cells.layer,
     global: cells.global,
     step,
     steps: first === step ? `step ${step}` : `steps ${first}..${step} (${model.reduce})`,
-    value: value === null ? 'not measured' : formatNumber(value),
+    // The value is over the finite elements: say what it leaves out.
+    value: broken > 0 ? `${measured} (over finite values; ${formatNumber(broken)} NaN/Inf)` : measured,
   };
 }

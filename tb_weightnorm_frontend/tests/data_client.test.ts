@@ -1,8 +1,14 @@
 import {describe, expect, it} from 'vitest';
 import {
   ApiError,
+  compareUrl,
   createDataClient,
+  decodeComparison,
   decodeFindings,
+  decodeHistograms,
+  decodeKernelGrids,
+  histogramsUrl,
+  kernelGridsUrl,
   decodeNumber,
   findingsUrl,
   decodeNumbers,
@@ -216,5 +222,77 @@ describe('findings', () => {
 
   it('refuse an unknown severity', () => {
     expect(() => decodeFindings({findings: [{severity: 'bad'}]})).toThrow(ApiError);
+  });
+});
+
+describe('the data behind the tab', () => {
+  it('asks for a heatmap by layer, thinned, and reads NaN/Inf counts per cell', async () => {
+    const body = {
+      run: 'nan/train',
+      stat: 'gradient/l2',
+      by: 'layer',
+      max_steps: 2,
+      logged_steps: 20,
+      reduce: 'max',
+      steps: [10, 20],
+      first_steps: [1, 11],
+      rows: [
+        {layer: 'first', variables: ['m/first/kernel', 'm/first/bias'], global: false, values: [2.3, 0], nonfinite: [0, 56]},
+        {layer: '(model)', variables: ['(global)'], global: true, values: [5.2, null]},
+      ],
+    };
+    const {fetchFn, asked} = fakeFetch({'./heatmap?run=nan%2Ftrain&stat=gradient%2Fl2&by=layer&max_steps=2': () => jsonResponse(body)});
+    const heatmap = await createDataClient(fetchFn).getHeatmap('nan/train', 'gradient/l2', {by: 'layer', maxSteps: 2});
+    expect(asked).toHaveLength(1);
+    expect(heatmap).toMatchObject({by: 'layer', steps: [10, 20], firstSteps: [1, 11], loggedSteps: 20, reduce: 'max'});
+    expect(heatmap.rows[0]).toEqual({layer: 'first', variables: ['m/first/kernel', 'm/first/bias'], global: false, values: [2.3, 0], nonFinite: [0, 56]});
+    expect(heatmap.rows[1]).toMatchObject({global: true, values: [5.2, null], nonFinite: null});
+  });
+
+  it('reads a comparison where one run did not log the stat', () => {
+    const comparison = decodeComparison({
+      stat: 'update/ratio',
+      runs: [
+        {run: 'a', stat_logged: true, missing: ['m/x'], missing_layers: [], logged_steps: 2, reduce: 'last',
+         steps: [0, 10], first_steps: [0, 10], wall_times: [1, 2],
+         series: [{layer: 'l', variable: 'm/l/kernel', values: [0.001, 'Infinity']}]},
+        {run: 'b', stat_logged: false, missing: [], missing_layers: ['l']},
+      ],
+    });
+    expect(comparison.runs[0]).toMatchObject({run: 'a', statLogged: true, missing: ['m/x'], steps: [0, 10], wallTimes: [1, 2]});
+    expect(comparison.runs[0].series[0].values).toEqual([0.001, Infinity]);
+    expect(comparison.runs[1]).toMatchObject({run: 'b', statLogged: false, missingLayers: ['l'], steps: [], series: []});
+  });
+
+  it('reads histograms of several runs, one of them missing', () => {
+    const set = decodeHistograms({
+      variable: 'm/l/kernel',
+      kind: 'gradient',
+      runs: [
+        {run: 'a', layer: 'l', histograms: [{step: 1, wall_time: 5, min: null, max: null, counts: [0, 0], nan_count: 4, neg_inf_count: 0, pos_inf_count: 1}]},
+        {run: 'b', missing: "no gradient histogram of 'm/l/kernel'"},
+      ],
+    });
+    expect(set.kind).toBe('gradient');
+    expect(set.runs[0].histograms[0]).toEqual({step: 1, wallTime: 5, min: null, max: null, counts: [0, 0], nanCount: 4, negInfCount: 0, posInfCount: 1});
+    expect(set.runs[1]).toEqual({run: 'b', layer: '', histograms: [], missing: "no gradient histogram of 'm/l/kernel'"});
+  });
+
+  it('reads kernel grids with relative image URLs', () => {
+    const grid = decodeKernelGrids({
+      run: 'cnn/train', variable: 'm/conv/kernel', layer: 'conv', mode: 'rgb', filters_total: 4,
+      images: [{step: 0, wall_time: 1, width: 26, height: 26, scale: 0.2995, filters_shown: 4, url: 'kernel_image?run=cnn%2Ftrain&variable=m%2Fconv%2Fkernel&step=0'}],
+    });
+    expect(grid).toMatchObject({layer: 'conv', mode: 'rgb', filtersTotal: 4});
+    expect(grid.images[0]).toMatchObject({step: 0, width: 26, scale: 0.2995, filtersShown: 4});
+    expect(grid.images[0].url.startsWith('kernel_image?')).toBe(true);
+  });
+
+  it('builds the URLs of compare and histograms with repeated runs', () => {
+    expect(compareUrl(['a', 'b/c'], 'weight/l2', {layers: ['<img>'], maxSteps: 10})).toBe(
+      './compare?run=a&run=b%2Fc&stat=weight%2Fl2&layer=%3Cimg%3E&max_steps=10',
+    );
+    expect(histogramsUrl(['a'], 'm/k', 'weight', 60)).toBe('./histograms?run=a&variable=m%2Fk&kind=weight&max_steps=60');
+    expect(kernelGridsUrl('a', 'm/k')).toBe('./kernel_grids?run=a&variable=m%2Fk');
   });
 });

@@ -166,6 +166,24 @@ describe('cell colours', () => {
   });
 });
 
+describe('cells with NaN or Inf elements', () => {
+  // After a NaN, norms over the finite elements read 0: the counts must win over the calm value.
+  const broken = {...row('dense', [1, 0, 0, 2]), nonFinite: [0, 48, 48, 0]};
+  const model = buildHeatmapModel(heatmap('gradient/l2', [broken, row('out', [1, 2, 3, 4])]), LIGHT);
+  const palette = makePalette(LIGHT);
+
+  it('are painted in the non-finite colour whatever their value', () => {
+    const colours = Array.from(model.colors.slice(0, 4));
+    expect(colours.map((c) => c === palette.nonFinite)).toEqual([false, true, true, false]);
+    expect(Array.from(model.colors.slice(4)).includes(palette.nonFinite)).toBe(false);
+  });
+
+  it('say in the readout that the value leaves them out', () => {
+    expect(cellReadout(model, 0, 1).value).toBe('0 (over finite values; 48 NaN/Inf)');
+    expect(cellReadout(model, 0, 0).value).toBe('1');
+  });
+});
+
 describe('legendTicks', () => {
   it('labels linear ticks with formatNumber', () => {
     expect(legendTicks({kind: 'linear', domain: [0, 1], constant: 1}).map((t) => t.label)).toEqual(['0', '0.2', '0.4', '0.6', '0.8', '1']);

@@ -1,0 +1,65 @@
+"""Takes the README's screenshots of the Weight Health tab.
+
+Trains the runs of the browser tests (two learning rates of one CNN, a run
+whose kernel goes NaN) for real, serves them with a real `tensorboard`, and
+photographs the tab in headless Chromium:
+
+    python tests/scripts/screenshots.py [--out docs/screenshots]
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+import plugin_logs  # noqa: E402
+from conftest import tensorboard_process, wait_for_json  # noqa: E402
+from test_browser import CHROMIUM, CHROMIUM_FLAGS, open_tab, wait_for_heatmap  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=os.path.join("docs", "screenshots"))
+    args = parser.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory() as logdir:
+        plugin_logs.train_cnn(logdir)
+        plugin_logs.train_cnn(logdir, plugin_logs.CNN_HIGH_RUN, plugin_logs.CNN_HIGH_LEARNING_RATE)
+        plugin_logs.train_with_nan(logdir, plugin_logs.NAN_RUN, plugin_logs.NAN_AT_BATCH)
+        with tensorboard_process(logdir) as base, sync_playwright() as playwright:
+            wait_for_json(base + "/data/plugin/weight_health/runs", lambda body: len(body["runs"]) >= 3)
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
+
+            page, frame, _ = open_tab(browser, base)
+            frame.locator("[data-testid=run-select]").select_option(plugin_logs.NAN_RUN)
+            wait_for_heatmap(frame)
+            frame.locator("[data-testid=finding]").first.wait_for(timeout=60_000)
+            page.wait_for_timeout(500)
+            page.screenshot(path=os.path.join(args.out, "overview.png"))
+
+            frame.locator("[data-testid=run-select]").select_option(plugin_logs.CNN_RUN)
+            wait_for_heatmap(frame)
+            frame.locator("[data-testid=norm-row][data-layer=rgb_conv]").first.click()
+            frame.locator("[data-testid=histograms] svg path").first.wait_for(timeout=60_000)
+            frame.locator("[data-testid=kernel-image]").evaluate("img => img.decode()")
+            page.wait_for_timeout(500)
+            page.screenshot(path=os.path.join(args.out, "layer_detail.png"), full_page=True)
+
+            page.locator('button[aria-label="Menu for changing light or dark theme"]').click()
+            page.locator('button[title="Force dark TensorBoard theme."]').click()
+            frame.locator("body.wh-dark").wait_for(state="attached", timeout=10_000)
+            frame.locator("[data-testid=back]").click()
+            wait_for_heatmap(frame)
+            page.wait_for_timeout(500)
+            page.screenshot(path=os.path.join(args.out, "dark.png"))
+            browser.close()
+    print(f"screenshots in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
