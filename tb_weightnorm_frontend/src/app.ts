@@ -81,6 +81,11 @@ const HISTOGRAMS_PER_RUN = 60;
 
 const key = (...parts: unknown[]) => JSON.stringify(parts);
 
+/** What a view says while it has nothing to show: its load failed, or it is loading. */
+function loadingOr(slot: Latest<unknown>, what: string): string {
+  return slot.error ? `Could not load ${what}: ${slot.error}` : 'Loading\u2026';
+}
+
 export class App {
   private state: State = initialState;
   private theme: Theme = LIGHT;
@@ -465,6 +470,8 @@ export class App {
     const variable = this.histogramVariable();
     const histogramKey = this.histogramKey();
     const kernelKey = this.kernelKey();
+    const histograms = histogramKey !== null && this.histogramData.key === histogramKey ? this.histogramData.value : null;
+    const kernelGrid = kernelKey !== null && this.kernelData.key === kernelKey ? this.kernelData.value : null;
     return {
       layer,
       step: this.state.step ?? this.table.value?.step ?? null,
@@ -475,10 +482,10 @@ export class App {
       histogramKinds: this.histogramKinds(),
       histogramKind: this.histogramKind() ?? 'gradient',
       histogramMode: this.state.histogramMode,
-      histograms: histogramKey !== null && this.histogramData.key === histogramKey ? this.histogramData.value : null,
-      histogramMessage: this.histogramData.error ? `Could not load the histograms: ${this.histogramData.error}` : 'Loading\u2026',
-      kernelGrid: kernelKey !== null && this.kernelData.key === kernelKey ? this.kernelData.value : null,
-      kernelGridMessage: this.kernelData.error ? `Could not load the kernel grid: ${this.kernelData.error}` : 'Loading\u2026',
+      histograms,
+      histogramMessage: histograms ? undefined : loadingOr(this.histogramData, 'the histograms'),
+      kernelGrid,
+      kernelGridMessage: kernelGrid ? undefined : loadingOr(this.kernelData, 'the kernel grid'),
       hasKernelGrid: grid !== null,
       runColor,
       theme: this.theme,

@@ -41,6 +41,8 @@ def main() -> int:
             page.wait_for_timeout(500)
             page.screenshot(path=os.path.join(args.out, "overview.png"))
 
+            # The layer detail is long: a taller window shows all of it (the tab scrolls inside its iframe).
+            page.set_viewport_size({"width": 1400, "height": 1900})
             frame.locator("[data-testid=run-select]").select_option(plugin_logs.CNN_RUN)
             wait_for_heatmap(frame)
             frame.locator("[data-testid=norm-row][data-layer=rgb_conv]").first.click()
@@ -52,6 +54,7 @@ def main() -> int:
             page.locator('button[aria-label="Menu for changing light or dark theme"]').click()
             page.locator('button[title="Force dark TensorBoard theme."]').click()
             frame.locator("body.wh-dark").wait_for(state="attached", timeout=10_000)
+            page.set_viewport_size({"width": 1400, "height": 1000})
             frame.locator("[data-testid=back]").click()
             wait_for_heatmap(frame)
             page.wait_for_timeout(500)

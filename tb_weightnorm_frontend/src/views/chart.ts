@@ -7,6 +7,11 @@ import {LIGHT, type Theme} from '../theme';
 import {el} from './dom';
 
 const HEIGHT = 240;
+
+/** Stats that are shares of a whole, between 0 and 1. */
+function isShare(stat: string): boolean {
+  return stat.endsWith('/dead_fraction');
+}
 const FALLBACK_WIDTH = 480;
 
 export interface ChartOptions {
@@ -41,7 +46,8 @@ function plotOptions(model: ChartModel, width: number, theme: Theme, marked: () 
     height: HEIGHT,
     scales: {
       x: {time: false},
-      y: model.logScale ? {distr: 3, log: 10} : {},
+      // A share is read against its whole range: 0 dead units must not look like a full-height line.
+      y: model.logScale ? {distr: 3, log: 10} : isShare(model.stat) ? {range: [0, 1]} : {},
     },
     axes: [
       axis(theme, 'step', 36),
