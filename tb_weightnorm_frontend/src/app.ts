@@ -157,6 +157,7 @@ export class App {
       deps.host.onRunsChanged((runs) => {
         this.hostRuns = runs;
         this.applyRuns();
+        void this.loadShown(false);
       }),
     );
     if (deps.followTheme) this.unsubscribe.push(deps.followTheme((theme) => this.setTheme(theme)));
@@ -228,22 +229,20 @@ export class App {
     this.runsError = null;
     this.runsLoaded = true;
     this.serverRuns = runs;
-    this.applyRuns(force);
+    this.applyRuns();
     await this.loadShown(force);
   }
 
-  /** A new server or host run list: keep the choices that still hold. */
-  private applyRuns(force = false): void {
+  /** A new server or host run list: keep the choices that still hold (the caller loads what they need). */
+  private applyRuns(): void {
     if (!this.runsLoaded) return;
     let next = withRuns(this.state, offeredRuns(this.serverRuns, this.hostRuns));
     if (this.fromUrl) {
       next = this.withLink(next, this.fromUrl);
       this.fromUrl = null;
     }
-    const changed = next !== this.state;
     this.state = next;
     this.render();
-    if (changed && !force) void this.loadShown(false);
   }
 
   /** The link's state, where it names runs and layers that exist. */

@@ -393,6 +393,7 @@ export function decodeHeatmap(body: Record<string, unknown>): Heatmap {
   return {run: String(body.run), stat: String(body.stat), by, rows, ...thinnedSteps(body)};
 }
 
+/** Rows of a table and series of a stat have the same shape: a variable, its layer and its values. */
 function decodeVariableSeries(entries: unknown[]): VariableSeries[] {
   return entries.map((s) => {
     const v = (s ?? {}) as Record<string, unknown>;
@@ -473,10 +474,7 @@ export function decodeKernelGrids(body: Record<string, unknown>): KernelGrid {
 }
 
 export function decodeTable(body: Record<string, unknown>): NormTable {
-  const rows = list(body, 'rows').map((row) => {
-    const r = row as Record<string, unknown>;
-    return {layer: String(r.layer), variable: String(r.variable), values: decodeNumbers(r.values)};
-  });
+  const rows = decodeVariableSeries(list(body, 'rows'));
   return {
     run: String(body.run),
     step: Number(body.step),
@@ -488,10 +486,7 @@ export function decodeTable(body: Record<string, unknown>): NormTable {
 }
 
 export function decodeSeries(body: Record<string, unknown>): StatSeries {
-  const series = list(body, 'series').map((s) => {
-    const v = s as Record<string, unknown>;
-    return {layer: String(v.layer), variable: String(v.variable), values: decodeNumbers(v.values)};
-  });
+  const series = decodeVariableSeries(list(body, 'series'));
   return {
     run: String(body.run),
     stat: String(body.stat),
