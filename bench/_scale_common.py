@@ -3,8 +3,10 @@ GETs, the process tree's memory, and the tab's request parameters."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import gzip
+import json
 import os
 import re
 import statistics
@@ -14,7 +16,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 PLUGIN_ROUTES = "/data/plugin/weight_health/"
 
@@ -28,8 +30,8 @@ CHART_POINTS = 1000
 HISTOGRAMS_PER_RUN = 60
 LAYER_STATS = ("gradient/l2", "weight/l2", "update/ratio", "gradient/dead_fraction", "weight/dist_init")
 # The heatmap's max_steps is the canvas width in CSS pixels; in a 1400 px
-# wide window TensorBoard gives the tab about this much (tab_scale measures it).
-HEATMAP_COLUMNS = 1200
+# wide window the heatmap panel is this wide (tab_scale reports what the tab asks).
+HEATMAP_COLUMNS = 640
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
@@ -171,3 +173,16 @@ def median(values: Sequence[float]) -> float:
 
 def ms(seconds: float) -> float:
     return round(seconds * 1000, 1)
+
+
+def main(doc: str, run: Callable[..., dict], markdown: Callable[[dict], str]) -> None:
+    """The command line of a benchmark module: runs it, prints its markdown."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, seconds")
+    parser.add_argument("--workdir", help="where the generated logdir is cached (default: a temp folder)")
+    parser.add_argument("--json", action="store_true", help="also print the raw result as JSON")
+    args = parser.parse_args()
+    result = run(quick=args.quick, workdir=args.workdir)
+    print(markdown(result))
+    if args.json:
+        print(json.dumps(result, indent=1))

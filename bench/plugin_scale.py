@@ -7,25 +7,22 @@ response time of every route the tab calls when it opens and when a layer is
 opened, with the tab's own parameters: the first (cold) call in a fresh
 server, in the order the tab makes them, then the median of warm calls.
 
-    python -m bench.plugin_scale [--quick] [--workdir FOLDER]
+    python -m bench.plugin_scale [--quick] [--workdir FOLDER] [--json]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
 import urllib.parse
 from typing import Any, Dict, List, Optional, Tuple
 
-if not __package__:
-    import pathlib
-
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
-
-from bench import _scale_common as common
-from bench import scale_logdir
+try:
+    from bench import _scale_common as common
+    from bench import scale_logdir
+except ImportError:  # run as a script from inside bench/
+    import _scale_common as common
+    import scale_logdir
 
 TARGET_MS = 300
 WARM_CALLS = 7
@@ -187,17 +184,5 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Optional[List[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, seconds")
-    parser.add_argument("--workdir", help="where the generated logdir is cached")
-    parser.add_argument("--json", action="store_true", help="also print the raw result as JSON")
-    args = parser.parse_args(argv)
-    result = run(quick=args.quick, workdir=args.workdir)
-    print(markdown(result))
-    if args.json:
-        print(json.dumps(result, indent=1))
-
-
 if __name__ == "__main__":
-    main()
+    common.main(__doc__, run, markdown)

@@ -61,6 +61,11 @@ const RAMP_STEPS = 64;
 /** Browsers refuse larger canvases (Safari: 16384 px a side); fewer device pixels instead. */
 const MAX_CANVAS_PIXELS = 16384;
 const TOOLTIP_OFFSET = 14;
+/**
+ * A `performance.mark` set each time cells are painted, with `{rows, columns}`
+ * as its detail: how long the tab takes to show a run can be measured from outside.
+ */
+export const HEATMAP_DRAWN_MARK = 'weight_health:heatmap_drawn';
 
 /** The cells at one pixel each, on a canvas that drawImage can scale. Null without a 2D context. */
 function cellImage(model: HeatmapModel): HTMLCanvasElement | null {
@@ -316,7 +321,10 @@ export function createHeatmap(handlers: HeatmapHandlers): HeatmapView {
     if (axisStale) drawStepAxis(axis, model, layout, theme);
     drawLabels(labels, model, layout, selectedLayer, theme);
     const context = sizeCanvas(canvas, layout);
-    if (context && image) paint(context, image, layout, theme, marks(model));
+    if (context && image) {
+      paint(context, image, layout, theme, marks(model));
+      performance.mark?.(HEATMAP_DRAWN_MARK, {detail: {rows: model.rows.length, columns: model.columns}});
+    }
     painted = key;
   };
 
