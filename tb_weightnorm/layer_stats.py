@@ -111,45 +111,61 @@ def combine_rule(stat: str) -> str:
     return MAIN
 
 
-def _norm(members: np.ndarray) -> np.ndarray:
+# Every helper below works on all layers at once: `members` is [steps, rows]
+# with each layer's rows side by side, and `starts` says where each layer's
+# rows start (numpy's `reduceat` segments), so a model of hundreds of layers
+# costs a few array operations rather than a Python loop over its layers.
+
+
+def _any(mask: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    return np.logical_or.reduceat(mask, starts, axis=1)
+
+
+def _norm(members: np.ndarray, starts: np.ndarray) -> np.ndarray:
     # Table values are float32, whose squares fit in float64: no overflow here.
     measured = ~np.isnan(members)
-    squares = np.where(measured, members * members, 0.0).sum(axis=1)
-    return np.where(measured.any(axis=1), np.sqrt(squares), np.nan)
+    squares = np.add.reduceat(np.where(measured, members * members, 0.0), starts, axis=1)
+    return np.where(_any(measured, starts), np.sqrt(squares), np.nan)
 
 
-def _sum(members: np.ndarray) -> np.ndarray:
+def _sum(members: np.ndarray, starts: np.ndarray) -> np.ndarray:
     measured = ~np.isnan(members)
-    return np.where(measured.any(axis=1), np.where(measured, members, 0.0).sum(axis=1), np.nan)
+    sums = np.add.reduceat(np.where(measured, members, 0.0), starts, axis=1)
+    return np.where(_any(measured, starts), sums, np.nan)
 
 
-def _main(members: np.ndarray, weight_l2: Optional[np.ndarray]) -> np.ndarray:
+def _main(members: np.ndarray, weight_l2: Optional[np.ndarray], starts: np.ndarray) -> np.ndarray:
     """Each step's value of the row with the largest weight l2 among those that
     measured it (the first such row without a weight/l2 column)."""
     measured = ~np.isnan(members)
     size = np.zeros(members.shape) if weight_l2 is None else np.where(np.isnan(weight_l2), -1.0, weight_l2)
     # Rows that did not measure the stat rank below every row that did.
-    main = np.argmax(np.where(measured, size, -np.inf), axis=1)
-    return np.take_along_axis(members, main[:, None], axis=1)[:, 0]
+    rank = np.where(measured, size, -np.inf)
+    lengths = np.diff(np.append(starts, members.shape[1]))
+    largest = np.repeat(np.maximum.reduceat(rank, starts, axis=1), lengths, axis=1)
+    # The first row of each layer holding its largest rank, as argmax picks it.
+    position = np.broadcast_to(np.arange(members.shape[1]), members.shape)
+    main = np.minimum.reduceat(np.where(rank == largest, position, members.shape[1]), starts, axis=1)
+    return np.take_along_axis(members, main, axis=1)
 
 
-def _ratio(update_l2: np.ndarray, weight_l2: np.ndarray) -> np.ndarray:
+def _ratio(update_l2: np.ndarray, weight_l2: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """Update l2 over weight l2 of the rows whose update was measured, as
     `stats.update_stats` divides per row: 0 for a zero weight, the update
     norm itself where that is infinite or not measured."""
     updated = ~np.isnan(update_l2)
-    update, weight = _norm(update_l2), _norm(np.where(updated, weight_l2, np.nan))
+    update, weight = _norm(update_l2, starts), _norm(np.where(updated, weight_l2, np.nan), starts)
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.where(weight > 0, update / weight, 0.0)
     return np.where(np.isfinite(update), ratio, update)
 
 
-def _keep_overflow(combined: np.ndarray, members: np.ndarray) -> np.ndarray:
+def _keep_overflow(combined: np.ndarray, members: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """`combined`, infinite wherever a row is infinite: a rule that picks one
     row (the main weight) or the smallest would otherwise hide an overflow."""
     shown = np.isinf(combined)
-    positive = (members == np.inf).any(axis=1)
-    negative = (members == -np.inf).any(axis=1)
+    positive = _any(members == np.inf, starts)
+    negative = _any(members == -np.inf, starts)
     out = np.where(~shown & negative, -np.inf, combined)
     return np.where(~shown & positive, np.inf, out)
 
@@ -178,36 +194,44 @@ def layer_column(
     >>> layer_column(table, ["weight/l2"], "weight/l2", groups).tolist()
     [[5.0, 1.0]]
     """
-    table = np.asarray(values, dtype=np.float64)
+    names = list(stats)
+    if stat not in names:
+        raise ValueError(f"stat {stat!r} is not one of the table's stats: {', '.join(stats)}")
+    if not groups:
+        return np.full((len(values), 0), np.nan)
+    # Each layer's rows side by side, in layer order.
+    order = np.array([row for group in groups for row in group.rows], dtype=np.intp)
+    starts = np.cumsum([0] + [len(group.rows) for group in groups[:-1]])
 
     def column(name: str) -> Optional[np.ndarray]:
-        return table[:, :, list(stats).index(name)] if name in stats else None
+        # Only the columns the rule reads, in float64: a long run's whole
+        # table in float64 would be hundreds of MB.
+        return np.asarray(values[:, order, names.index(name)], dtype=np.float64) if name in names else None
 
-    wanted, weight_l2, update_l2 = column(stat), column(_WEIGHT_L2), column(_UPDATE_L2)
-    if wanted is None:
-        raise ValueError(f"stat {stat!r} is not one of the table's stats: {', '.join(stats)}")
+    members = column(stat)
     rule = combine_rule(stat)
-    out = np.full((table.shape[0], len(groups)), np.nan)
-    for j, group in enumerate(groups):
-        rows = list(group.rows)
-        members = wanted[:, rows]
-        combined = _combine(rule, members, *(None if c is None else c[:, rows] for c in (weight_l2, update_l2)))
-        out[:, j] = _keep_overflow(combined, members)
-    return out
+    needs = {RATIO: (_WEIGHT_L2, _UPDATE_L2), MAIN: (_WEIGHT_L2,)}.get(rule, ())
+    weight_l2 = column(_WEIGHT_L2) if _WEIGHT_L2 in needs else None
+    update_l2 = column(_UPDATE_L2) if _UPDATE_L2 in needs else None
+    return _keep_overflow(_combine(rule, members, weight_l2, update_l2, starts), members, starts)
 
 
 def _combine(
-    rule: str, members: np.ndarray, weight_l2: Optional[np.ndarray], update_l2: Optional[np.ndarray]
+    rule: str,
+    members: np.ndarray,
+    weight_l2: Optional[np.ndarray],
+    update_l2: Optional[np.ndarray],
+    starts: np.ndarray,
 ) -> np.ndarray:
-    """One layer's value at each step from its rows' values [steps, rows]."""
+    """Every layer's value at each step from its rows' values [steps, rows]."""
     if rule == NORM:
-        return _norm(members)
+        return _norm(members, starts)
     if rule == SUM:
-        return _sum(members)
+        return _sum(members, starts)
     if rule == MAX:
-        return np.fmax.reduce(members, axis=1)  # fmax/fmin skip NaN: not measured
+        return np.fmax.reduceat(members, starts, axis=1)  # fmax/fmin skip NaN: not measured
     if rule == MIN:
-        return np.fmin.reduce(members, axis=1)
+        return np.fmin.reduceat(members, starts, axis=1)
     if rule == RATIO and weight_l2 is not None and update_l2 is not None:
-        return _ratio(update_l2, weight_l2)
-    return _main(members, weight_l2)
+        return _ratio(update_l2, weight_l2, starts)
+    return _main(members, weight_l2, starts)
