@@ -96,6 +96,11 @@ class SignedCache:
             return len(self._entries)
 
     @property
+    def max_bytes(self) -> int:
+        """The memory budget of the values kept."""
+        return self._max_bytes
+
+    @property
     def nbytes(self) -> int:
         with self._changed:
             return self._bytes

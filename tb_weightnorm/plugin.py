@@ -10,9 +10,11 @@ parameters in, JSON out; reading is in the reader modules, array work in
 from __future__ import annotations
 
 import functools
+import gzip
 import json
 import logging
 import pathlib
+import threading
 import urllib.parse
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -55,6 +57,11 @@ DIGITS = 4
 # Histogram edges keep float32's precision (they place the buckets).
 EDGE_DIGITS = 7
 
+# Encoded heatmaps kept (gzipped JSON, about 1 MB each for 1,000 layers × 1,000
+# columns), apart from the decoded runs so that they never push those out.
+RESPONSE_ENTRIES = 16
+RESPONSE_BYTES = 64 * 1024 * 1024
+
 HISTOGRAM_KINDS = ("weight", "gradient")
 # Rows of a heatmap: one per variable (and gate), or one per layer.
 HEATMAP_BY = ("variable", "layer")
@@ -64,6 +71,11 @@ def _respond_json(request, body: Dict[str, Any], code: int = 200):
     return http_util.Respond(
         request, json.dumps(body, allow_nan=False), "application/json", code=code
     )
+
+
+def _gzipped_json(body: Dict[str, Any]) -> bytes:
+    """A JSON body compressed as `http_util.Respond` would, to be kept and sent as is."""
+    return gzip.compress(json.dumps(body, allow_nan=False).encode("utf-8"), compresslevel=3, mtime=0)
 
 
 def _json_route(handler):
@@ -216,6 +228,29 @@ def _by_layer(
     return per_layer, rows
 
 
+def _heatmap(history: NormHistory, stat: str, by: str, limit: int, how: str) -> Dict[str, Any]:
+    """The body of a `heatmap` response (see http_api.md)."""
+    column = _column(history, stat)
+    if by == "layer":
+        column, encode = _by_layer(history, stat, column)
+    else:
+        every_row = range(len(history.variables))
+        encode = functools.partial(_series, history, every_row, digits=DIGITS, flag_global=True)
+    values, steps = _thinned(history, column, limit, how)
+    del steps["wall_times"]
+    counts = _nonfinite_counts(history, stat, by)
+    if counts is not None:
+        # The largest count in a bucket: one broken step marks its column.
+        counts, _ = _thinned(history, counts, limit, "max")
+    rows = _with_nonfinite(encode(values), counts)
+    return {"run": history.run, "stat": stat, "by": by, "max_steps": limit, **steps, "rows": rows}
+
+
+def _norm_signature(tags: Mapping[str, Any]) -> Tuple:
+    """The cache signature of a run's norm tables, from its tensor time series."""
+    return cache.listing_signature(reader.with_prefix(tags, metadata.NORM_TABLE_TAG_PREFIX))
+
+
 class WeightHealthPlugin(base_plugin.TBPlugin):
     """Serves the Weight Health tab and the data behind it."""
 
@@ -224,6 +259,8 @@ class WeightHealthPlugin(base_plugin.TBPlugin):
     def __init__(self, context: base_plugin.TBContext):
         self._data_provider = context.data_provider
         self._cache = cache.SignedCache()
+        self._responses = cache.SignedCache(RESPONSE_ENTRIES, RESPONSE_BYTES)
+        self._warming = threading.Lock()
 
     def get_plugin_apps(self):
         return {
@@ -267,15 +304,20 @@ class WeightHealthPlugin(base_plugin.TBPlugin):
                 raise not_found(f"run {run!r} has no Weight Health data")
         return known
 
+    def _decoded(self, ctx, eid: str, run: str, tags: Mapping[str, Any]) -> Optional[NormHistory]:
+        """The decoded norm tables of `run`, whose tensor series are `tags`;
+        None if none is readable."""
+        norms = reader.with_prefix(tags, metadata.NORM_TABLE_TAG_PREFIX)
+        return self._cache.get(
+            (eid, run, "norms"),
+            _norm_signature(tags),
+            lambda: reader.read_norm_history(self._data_provider, ctx, eid, run, norms),
+        )
+
     def _history(self, request, run: str, tags: Mapping[str, Any]) -> NormHistory:
         """The decoded norm tables of `run`, whose tensor series are `tags`."""
         ctx, eid = self._where(request)
-        norms = reader.with_prefix(tags, metadata.NORM_TABLE_TAG_PREFIX)
-        history = self._cache.get(
-            (eid, run, "norms"),
-            cache.listing_signature(norms),
-            lambda: reader.read_norm_history(self._data_provider, ctx, eid, run, norms),
-        )
+        history = self._decoded(ctx, eid, run, tags)
         if history is None:
             raise not_found(f"run {run!r} has no readable Weight Health data (see TensorBoard's log)")
         return history
@@ -310,9 +352,8 @@ class WeightHealthPlugin(base_plugin.TBPlugin):
             lambda: kernel_grid_reader.read_kernel_grids(self._data_provider, ctx, eid, run, tag, info),
         )
 
-    def _findings(self, request, history: NormHistory, tags: Mapping[str, Any]) -> Optional[List]:
+    def _findings(self, eid: str, history: NormHistory, tags: Mapping[str, Any]) -> Optional[List]:
         """The diagnosis of a run, or None if it failed (logged)."""
-        _, eid = self._where(request)
 
         def diagnose():
             try:
@@ -321,8 +362,31 @@ class WeightHealthPlugin(base_plugin.TBPlugin):
                 logger.exception("tb_weightnorm: the diagnosis of run %r failed", history.run)
                 return None
 
-        norms = reader.with_prefix(tags, metadata.NORM_TABLE_TAG_PREFIX)
-        return self._cache.get((eid, history.run, "findings"), cache.listing_signature(norms), diagnose)
+        return self._cache.get((eid, history.run, "findings"), _norm_signature(tags), diagnose)
+
+    def _warm_up(self, ctx, eid: str, listing: Mapping[str, Mapping[str, Any]]) -> None:
+        """Decodes and diagnoses the runs of `listing` in the background, in
+        the tab's order, so that the tab's first requests (and a switch to
+        another run) find them ready; stops at half the cache's budget. One
+        warm-up at a time: a request for a run being decoded waits for it."""
+        if not self._warming.acquire(blocking=False):
+            return
+
+        def warm():
+            try:
+                for run in sorted(listing):
+                    if self._cache.nbytes > self._cache.max_bytes // 2:
+                        break
+                    history = self._decoded(ctx, eid, run, listing[run])
+                    if history is not None:
+                        self._findings(eid, history, listing[run])
+            except Exception:  # pylint: disable=broad-except
+                # The requests themselves will meet the same failure and say so.
+                logger.debug("tb_weightnorm: warming the cache failed", exc_info=True)
+            finally:
+                self._warming.release()
+
+        threading.Thread(target=warm, name="weight_health warm-up", daemon=True).start()
 
     # -- routes -------------------------------------------------------------
 
@@ -343,6 +407,7 @@ class WeightHealthPlugin(base_plugin.TBPlugin):
     def _serve_runs(self, request):
         ctx, eid = self._where(request)
         listing = self._listing(request)
+        self._warm_up(ctx, eid, listing)
         grids = kernel_grid_reader.list_kernel_grids(self._data_provider, ctx, eid)
         return {"runs": [self._run_info(run, listing[run], grids.get(run, {})) for run in sorted(listing)]}
 
@@ -432,21 +497,18 @@ class WeightHealthPlugin(base_plugin.TBPlugin):
         limit = params.max_steps(request, default=HEATMAP_COLUMNS, cap=MAX_COLUMNS)
         how = params.choice(request, "reduce", wire.REDUCES, default="max")
         by = params.choice(request, "by", HEATMAP_BY, default="variable")
-        history = self._run_history(request, run)
-        column = _column(history, stat)
-        if by == "layer":
-            column, encode = _by_layer(history, stat, column)
-        else:
-            every_row = range(len(history.variables))
-            encode = functools.partial(_series, history, every_row, digits=DIGITS, flag_global=True)
-        values, steps = _thinned(history, column, limit, how)
-        del steps["wall_times"]
-        counts = _nonfinite_counts(history, stat, by)
-        if counts is not None:
-            # The largest count in a bucket: one broken step marks its column.
-            counts, _ = _thinned(history, counts, limit, "max")
-        rows = _with_nonfinite(encode(values), counts)
-        return {"run": run, "stat": stat, "by": by, "max_steps": limit, **steps, "rows": rows}
+        tags = self._listing(request, [run])[run]
+        history = self._history(request, run, tags)
+        _, eid = self._where(request)
+        # The largest response, asked again on every reload and every stat
+        # switched back to: kept encoded while the run's tables stay the same.
+        body = self._responses.get(
+            (eid, run, "heatmap", stat, by, limit, how),
+            _norm_signature(tags),
+            lambda: _gzipped_json(_heatmap(history, stat, by, limit, how)),
+            size=len,
+        )
+        return http_util.Respond(request, body, "application/json", content_encoding="gzip")
 
     @_json_route
     def _serve_compare(self, request):
@@ -574,7 +636,7 @@ class WeightHealthPlugin(base_plugin.TBPlugin):
                     raise
                 skipped.append({"run": run, "reason": str(exc)})
                 continue
-            found = self._findings(request, history, listing[run])
+            found = self._findings(self._where(request)[1], history, listing[run])
             if found is None:
                 skipped.append({"run": run, "reason": "the diagnosis failed (see TensorBoard's log)"})
                 continue
