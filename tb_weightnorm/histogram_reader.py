@@ -142,7 +142,7 @@ def read_histogram_history(
             names=names,
             steps=np.asarray([d.step for d in datums], dtype=np.int64),
             wall_times=np.asarray([d.wall_time for d in datums], dtype=np.float64),
-            values=np.stack([np.asarray(d.numpy, dtype=np.float32) for d in datums]),
+            values=np.stack([d.values for d in datums]),
         )
         for names, datums in reader.read_checked(
             data_provider, ctx, experiment_id, run, named, lambda n: n.shape

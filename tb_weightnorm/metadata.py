@@ -15,12 +15,14 @@ from typing import Optional, Sequence
 
 from tensorboard.compat.proto import summary_pb2
 
+from tb_weightnorm import table_codec
 from tb_weightnorm.proto import plugin_data_pb2
 
 PLUGIN_NAME = "weight_health"
 
 # Version of the plugin data. Readers skip data from a newer version.
-PROTO_VERSION = 1
+# 2: table values compressed by table_codec, derivable columns not stored.
+PROTO_VERSION = 2
 
 # Tags of norm tables are NORM_TABLE_TAG_PREFIX + a fingerprint of the names, so
 # that a model whose variables change starts a new time series.
@@ -65,6 +67,9 @@ class NormTableNames:
     stats: tuple[str, ...]
     # What the gradients are where it matters, e.g. "before clipping (clipnorm=1.0)".
     gradient_note: str = ""
+    # Columns of `stats` an event file does not store (readers compute them);
+    # set when read back, chosen by `table_codec.split_stats` when written.
+    derived_stats: tuple[str, ...] = ()
 
     def __post_init__(self):
         if len(self.variables) != len(self.layers):
@@ -72,6 +77,10 @@ class NormTableNames:
                 f"{len(self.variables)} variable names but {len(self.layers)} layer names; "
                 "each variable needs the name of its layer."
             )
+
+    @property
+    def stored_stats(self) -> tuple[str, ...]:
+        return tuple(s for s in self.stats if s not in self.derived_stats)
 
     def fingerprint(self) -> str:
         digest = hashlib.sha1()
@@ -101,6 +110,7 @@ def norm_table_metadata(
         table.layers.extend(names.layers)
         table.stats.extend(names.stats)
         table.gradient_note = names.gradient_note
+        table.derived_stats.extend(table_codec.split_stats(names.stats)[1])
     else:
         table.names_omitted = True
     content = plugin_data_pb2.WeightHealthPluginData(version=PROTO_VERSION, norm_table=table)
@@ -190,11 +200,15 @@ def norm_table_names(content: bytes) -> Optional[NormTableNames]:
     if table.names_omitted:
         return None
     try:
-        return NormTableNames(
-            tuple(table.variables), tuple(table.layers), tuple(table.stats), table.gradient_note
+        names = NormTableNames(
+            tuple(table.variables), tuple(table.layers), tuple(table.stats), table.gradient_note,
+            tuple(table.derived_stats),
         )
     except ValueError as exc:
         raise UnreadableMetadata(str(exc)) from exc
+    if not set(names.derived_stats) <= set(names.stats):
+        raise UnreadableMetadata("derived stats that are not stats of the table")
+    return names
 
 
 def table_stat_names(*, gradients: bool = True, updates: bool = True, dist_init: bool = True) -> tuple[str, ...]:

@@ -8,12 +8,12 @@ The listing and checked-reading helpers here serve the histogram reader too.
 from __future__ import annotations
 
 import logging
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar
+from typing import Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
 from tensorboard.data import provider as provider_lib
 
-from tb_weightnorm import metadata
+from tb_weightnorm import metadata, table_codec
 from tb_weightnorm.history import NormHistory
 
 logger = logging.getLogger(__name__)
@@ -94,6 +94,14 @@ def readable_names(
     return named
 
 
+class TableDatum(NamedTuple):
+    """One logged step of a table, decoded."""
+
+    step: int
+    wall_time: float
+    values: np.ndarray  # float32
+
+
 def read_checked(
     data_provider,
     ctx,
@@ -101,10 +109,18 @@ def read_checked(
     run: str,
     named: Mapping[str, N],
     shape_of: Callable[[N], Tuple[int, ...]],
-) -> List[Tuple[N, List[provider_lib.TensorDatum]]]:
+    complete: Optional[Callable[[N, np.ndarray], np.ndarray]] = None,
+) -> List[Tuple[N, List[TableDatum]]]:
     """Every kept step of the time series `named` ({tag: names}), each with
-    its names; steps whose tensor does not have the shape `shape_of(names)`
-    are skipped with a warning, and series left with no step are left out."""
+    its names, decoded to float32 arrays; steps that do not decode to the
+    shape `shape_of(names)` are skipped with a warning, and series left with
+    no step are left out.
+
+    Args:
+        shape_of: the shape a step's stored values have.
+        complete: turns the stored values into the table (adds the columns
+            computed on reading); None keeps them as they are.
+    """
     if not named:
         return []
     data = data_provider.read_tensors(
@@ -119,23 +135,34 @@ def read_checked(
         expected = tuple(shape_of(names))
         datums = []
         for datum in data.get(tag, []):
-            array = datum.numpy
-            if array.shape != expected or array.dtype.kind not in "fiub":
-                warn_once(
-                    "tb_weightnorm: skipping step %d of %s in run %r: a %s tensor of shape %s, "
-                    "expected numbers of shape %s",
-                    datum.step,
-                    tag,
-                    run,
-                    array.dtype,
-                    array.shape,
-                    expected,
-                )
+            try:
+                values = decoded_values(datum.numpy, expected)
+                if complete is not None:
+                    values = complete(names, values)
+            except table_codec.CorruptTable as exc:
+                warn_once("tb_weightnorm: skipping step %d of %s in run %r: %s", datum.step, tag, run, exc)
                 continue
-            datums.append(datum)
+            datums.append(TableDatum(int(datum.step), float(datum.wall_time), values))
         if datums:
             out.append((names, datums))
     return out
+
+
+def decoded_values(array: np.ndarray, expected: Tuple[int, ...]) -> np.ndarray:
+    """A step's tensor as float32 of shape `expected`: the bytes of
+    `table_codec` (format 2), or the numbers themselves (format 1)."""
+    if array.dtype.kind in "SO" and array.size == 1:
+        blob = array.reshape(()).item()
+        if isinstance(blob, str):
+            blob = blob.encode("latin-1")
+        if not isinstance(blob, bytes):
+            raise table_codec.CorruptTable(f"a {type(blob).__name__} where table bytes belong")
+        return table_codec.decode(blob, expected)
+    if array.shape != expected or array.dtype.kind not in "fiub":
+        raise table_codec.CorruptTable(
+            f"a {array.dtype} tensor of shape {array.shape}, expected numbers of shape {expected}"
+        )
+    return np.asarray(array, dtype=np.float32)
 
 
 def read_norm_history(
@@ -158,11 +185,23 @@ def read_norm_history(
         series = list_norm_series(data_provider, ctx, experiment_id, run).get(run, {})
     named = readable_names(run, series, metadata.norm_table_names)
     tables = read_checked(
-        data_provider, ctx, experiment_id, run, named, lambda n: (len(n.variables), len(n.stats))
+        data_provider,
+        ctx,
+        experiment_id,
+        run,
+        named,
+        lambda n: (len(n.variables), len(n.stored_stats)),
+        with_derived_columns,
     )
     if not tables:
         return None
     return _merge(run, tables)
+
+
+def with_derived_columns(names: metadata.NormTableNames, stored: np.ndarray) -> np.ndarray:
+    if not names.derived_stats:
+        return stored
+    return table_codec.with_derived(stored, names.stored_stats, names.stats)
 
 
 def _merge(run: str, tables) -> NormHistory:
@@ -186,7 +225,7 @@ def _merge(run: str, tables) -> NormHistory:
         # Later events win: a run restarted from a checkpoint logs a step again.
         for datum in datums:
             s = step_pos[datum.step]
-            values[s][np.ix_(rows, cols)] = datum.numpy
+            values[s][np.ix_(rows, cols)] = datum.values
             wall_times[s] = max(wall_times[s], datum.wall_time)
     return NormHistory(
         run=run,

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.python.ops import summary_ops_v2
 
-from tb_weightnorm import kernel_grid, metadata, model_variables, table
+from tb_weightnorm import kernel_grid, metadata, model_variables, table, table_codec
 from tb_weightnorm.options import LogOptions, every
 from tb_weightnorm import tf_state
 from tb_weightnorm.tf_state import plain_variable
@@ -52,8 +52,17 @@ def _require_writer(what: str):
     return writer
 
 
-def _write_names_once(tag: str, value, step, full, light) -> tf.Tensor:
-    """Writes with `full` metadata the first time per writer and tag, then `light`."""
+def _encoded(values) -> tf.Tensor:
+    """The table as the string scalar the event file stores (see table_codec).
+    Encoded on the host, eagerly or inside a tf.function alike."""
+    blob = tf.numpy_function(table_codec.encode, [tf.cast(values, tf.float32)], tf.string, stateful=False)
+    return tf.reshape(blob, [])
+
+
+def _write_names_once(tag: str, value, step, full) -> tf.Tensor:
+    """Writes with `full` metadata the first time per writer and tag, then with
+    none: both TensorBoard loaders keep a time series' first metadata and
+    ignore the rest, and it would cost more bytes than a small table."""
     sent = _names_sent.flag(_default_writer(), tag)
 
     def first():
@@ -61,7 +70,7 @@ def _write_names_once(tag: str, value, step, full, light) -> tf.Tensor:
             return sent.assign(True).read_value()
 
     def later():
-        return tf.summary.write(tag, value, step=step, metadata=light)
+        return tf.summary.write(tag, value, step=step)
 
     return tf.cond(sent.read_value(), later, first)
 
@@ -79,12 +88,20 @@ def write_norm_table(names: metadata.NormTableNames, values, step) -> tf.Tensor:
         True if written, False if no summary is recorded right now.
     """
     _require_writer("write_norm_table")
+    stored, derived = table_codec.split_stats(names.stats)
+    columns = [names.stats.index(s) for s in stored]
+
+    def stored_values():
+        table_values = values() if callable(values) else values
+        if derived:
+            table_values = tf.gather(table_values, columns, axis=1)
+        return _encoded(table_values)
+
     return _write_names_once(
         names.tag(),
-        values,
+        stored_values,
         step,
-        metadata.norm_table_metadata(names, include_names=True),
-        metadata.norm_table_metadata(names, include_names=False),
+        metadata.norm_table_metadata(names),
     )
 
 
@@ -97,10 +114,9 @@ def write_histograms(names: metadata.NormTableNames, bins: int, values, step) ->
     kinds = ("weight", "gradient")
     return _write_names_once(
         metadata.histogram_tag(names, bins),
-        values,
+        lambda: _encoded(values() if callable(values) else values),
         step,
-        metadata.histogram_metadata(names, kinds, bins, include_names=True),
-        metadata.histogram_metadata(names, kinds, bins, include_names=False),
+        metadata.histogram_metadata(names, kinds, bins),
     )
 
 

@@ -9,17 +9,32 @@ import pytest
 
 
 def read_events(run_dir):
-    """(step, wall_time, tag, metadata, ndarray) of every summary value, in file order."""
+    """(step, wall_time, tag, metadata, ndarray) of every summary value, in file
+    order, with the metadata of its time series (the first event's: later ones
+    carry none) and the plugin's tables decoded and completed as the reader does."""
     from tensorboard.backend.event_processing import event_file_loader
     from tensorboard.util import tensor_util
 
+    from tb_weightnorm import histogram_reader, metadata, reader
+
+    names_of = {}
     out = []
     for path in sorted(glob.glob(os.path.join(run_dir, "events.out.tfevents.*"))):
         for event in event_file_loader.EventFileLoader(path).Load():
             for value in event.summary.value:
-                out.append(
-                    (event.step, event.wall_time, value.tag, value.metadata, tensor_util.make_ndarray(value.tensor))
-                )
+                array = tensor_util.make_ndarray(value.tensor)
+                content = value.metadata.plugin_data.content
+                first = names_of.setdefault(value.tag, value.metadata)
+                content = first.plugin_data.content
+                if value.tag.startswith(metadata.NORM_TABLE_TAG_PREFIX):
+                    names = metadata.norm_table_names(content)
+                    array = reader.with_derived_columns(
+                        names, reader.decoded_values(array, (len(names.variables), len(names.stored_stats)))
+                    )
+                elif value.tag.startswith(metadata.HISTOGRAM_TAG_PREFIX):
+                    names = histogram_reader.histogram_names(content)
+                    array = reader.decoded_values(array, names.shape)
+                out.append((event.step, event.wall_time, value.tag, first, array))
     return out
 
 

@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+from tensorboard.backend.event_processing import event_file_loader
 import pytest
 import tensorflow as tf
 from tensorboard.compat.proto import summary_pb2
@@ -39,13 +40,17 @@ def test_eager_log_writes_weight_stats_that_match_numpy(tmp_path):
     assert names.variables == tuple(v.path for v in model.trainable_variables)
     assert names.layers == ("hidden", "hidden", "out", "out")
     assert names.stats == tuple(f"weight/{s}" for s in metadata.TENSOR_STATS)
-    # Every event is a TENSOR summary of our plugin; only the first carries names.
-    for _, _, tag, md, table in events:
-        assert md.plugin_data.plugin_name == "weight_health"
-        assert md.data_class == summary_pb2.DATA_CLASS_TENSOR
+    # The first event makes it a TENSOR series of our plugin; the later ones
+    # carry no metadata at all (loaders keep a series' first).
+    first = events[0][3]
+    assert first.plugin_data.plugin_name == "weight_health"
+    assert first.data_class == summary_pb2.DATA_CLASS_TENSOR
+    (path,) = tmp_path.glob("events.out.tfevents.*")
+    sizes = [v.metadata.ByteSize() for e in event_file_loader.EventFileLoader(str(path)).Load() for v in e.summary.value]
+    assert sizes[0] > 0 and sizes[1:] == [0, 0]
+    for _, _, tag, _, table in events:
         assert tag == names.tag()
         assert table.shape == (4, 9) and table.dtype == np.float32
-    assert all(metadata.norm_table_names(e[3].plugin_data.content) is None for e in events[1:])
     for (_, _, _, _, table), weights in zip(events, logged_weights):
         for row, w in zip(table, weights):
             np.testing.assert_allclose(row, numpy_stats(w), rtol=1e-5, atol=1e-7)

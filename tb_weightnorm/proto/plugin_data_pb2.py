@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%tb_weightnorm/proto/plugin_data.proto\x12\rtb_weightnorm\"\xcb\x01\n\x16WeightHealthPluginData\x12\x0f\n\x07version\x18\x01 \x01(\x05\x12.\n\nnorm_table\x18\x02 \x01(\x0b\x32\x18.tb_weightnorm.NormTableH\x00\x12\x33\n\nhistograms\x18\x03 \x01(\x0b\x32\x1d.tb_weightnorm.HistogramTableH\x00\x12\x30\n\x0bkernel_grid\x18\x04 \x01(\x0b\x32\x19.tb_weightnorm.KernelGridH\x00\x42\t\n\x07\x63ontent\"k\n\tNormTable\x12\x11\n\tvariables\x18\x01 \x03(\t\x12\x0e\n\x06layers\x18\x02 \x03(\t\x12\r\n\x05stats\x18\x03 \x03(\t\x12\x15\n\rnames_omitted\x18\x04 \x01(\x08\x12\x15\n\rgradient_note\x18\x05 \x01(\t\"g\n\x0eHistogramTable\x12\x11\n\tvariables\x18\x01 \x03(\t\x12\x0e\n\x06layers\x18\x02 \x03(\t\x12\r\n\x05kinds\x18\x03 \x03(\t\x12\x0c\n\x04\x62ins\x18\x04 \x01(\x05\x12\x15\n\rnames_omitted\x18\x05 \x01(\x08\"R\n\nKernelGrid\x12\r\n\x05layer\x18\x01 \x01(\t\x12\x10\n\x08variable\x18\x02 \x01(\t\x12\x0c\n\x04mode\x18\x03 \x01(\t\x12\x15\n\rfilters_total\x18\x04 \x01(\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%tb_weightnorm/proto/plugin_data.proto\x12\rtb_weightnorm\"\xcb\x01\n\x16WeightHealthPluginData\x12\x0f\n\x07version\x18\x01 \x01(\x05\x12.\n\nnorm_table\x18\x02 \x01(\x0b\x32\x18.tb_weightnorm.NormTableH\x00\x12\x33\n\nhistograms\x18\x03 \x01(\x0b\x32\x1d.tb_weightnorm.HistogramTableH\x00\x12\x30\n\x0bkernel_grid\x18\x04 \x01(\x0b\x32\x19.tb_weightnorm.KernelGridH\x00\x42\t\n\x07\x63ontent\"\x82\x01\n\tNormTable\x12\x11\n\tvariables\x18\x01 \x03(\t\x12\x0e\n\x06layers\x18\x02 \x03(\t\x12\r\n\x05stats\x18\x03 \x03(\t\x12\x15\n\rnames_omitted\x18\x04 \x01(\x08\x12\x15\n\rgradient_note\x18\x05 \x01(\t\x12\x15\n\rderived_stats\x18\x06 \x03(\t\"g\n\x0eHistogramTable\x12\x11\n\tvariables\x18\x01 \x03(\t\x12\x0e\n\x06layers\x18\x02 \x03(\t\x12\r\n\x05kinds\x18\x03 \x03(\t\x12\x0c\n\x04\x62ins\x18\x04 \x01(\x05\x12\x15\n\rnames_omitted\x18\x05 \x01(\x08\"R\n\nKernelGrid\x12\r\n\x05layer\x18\x01 \x01(\t\x12\x10\n\x08variable\x18\x02 \x01(\t\x12\x0c\n\x04mode\x18\x03 \x01(\t\x12\x15\n\rfilters_total\x18\x04 \x01(\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,10 +33,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_WEIGHTHEALTHPLUGINDATA']._serialized_start=57
   _globals['_WEIGHTHEALTHPLUGINDATA']._serialized_end=260
-  _globals['_NORMTABLE']._serialized_start=262
-  _globals['_NORMTABLE']._serialized_end=369
-  _globals['_HISTOGRAMTABLE']._serialized_start=371
-  _globals['_HISTOGRAMTABLE']._serialized_end=474
-  _globals['_KERNELGRID']._serialized_start=476
-  _globals['_KERNELGRID']._serialized_end=558
+  _globals['_NORMTABLE']._serialized_start=263
+  _globals['_NORMTABLE']._serialized_end=393
+  _globals['_HISTOGRAMTABLE']._serialized_start=395
+  _globals['_HISTOGRAMTABLE']._serialized_end=498
+  _globals['_KERNELGRID']._serialized_start=500
+  _globals['_KERNELGRID']._serialized_end=582
 # @@protoc_insertion_point(module_scope)
