@@ -428,9 +428,8 @@ export class App {
 
   private renderOverview(): void {
     const run = this.state.run;
-    const findings = this.findingsData.key === key(run) ? this.findingsData.value : null;
-    this.findings.element.hidden = run === null;
-    this.findings.update(findings);
+    // The heatmap first: it reads its width from the layout, which is cheap
+    // before the other views change the page and costly after.
     const heatmap = this.heatmapData.value;
     const current = heatmap && heatmap.run === run && heatmap.stat === this.state.stat ? heatmap : null;
     this.heatmap.update(current, {
@@ -439,6 +438,9 @@ export class App {
       selectedLayer: this.state.layer,
       markedStep: this.state.step,
     });
+    const findings = this.findingsData.key === key(run) ? this.findingsData.value : null;
+    this.findings.element.hidden = run === null;
+    this.findings.update(findings);
     const table = this.table.value && this.table.value.run === run ? this.table.value : null;
     this.normTable.update(
       table,

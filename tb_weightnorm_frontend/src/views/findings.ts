@@ -44,9 +44,12 @@ export function createFindings(handlers: {onSelect: (f: Finding) => void}): Find
   const note = el('div', {className: 'wh-note'});
   const title = el('div', {className: 'wh-title', text: 'Findings'});
   const element = el('section', {className: 'wh-section wh-findings', testId: 'findings'}, [title, note, list]);
+  let shown: Finding[] | null | undefined;
   return {
     element,
     update(findings) {
+      if (findings === shown) return; // the app renders often; the list only changes with new findings
+      shown = findings;
       clear(list);
       if (findings === null) {
         note.textContent = 'Diagnosing\u2026';

@@ -133,10 +133,17 @@ export function createNormTable(handlers: NormTableHandlers): NormTableView {
     handlers.onOpenLayer(layer);
   });
 
+  // What the rows show: every render of the app passes them, but rebuilding
+  // a thousand rows when nothing changed would cost more than the rest of it.
+  let drawn: unknown[] = [];
+
   return {
     element,
     update(data, order, layer) {
       element.hidden = data === null;
+      const key = [data, order.sort, order.descending, order.filter, layer];
+      if (key.every((part, i) => part === drawn[i])) return;
+      drawn = key;
       clear(body);
       if (!data) return;
       title.textContent = `Norms at step ${data.step}`;
