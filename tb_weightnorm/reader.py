@@ -184,14 +184,18 @@ def read_norm_history(
     if series is None:
         series = list_norm_series(data_provider, ctx, experiment_id, run).get(run, {})
     named = readable_names(run, series, metadata.norm_table_names)
+    derivable = {}
+    for tag, names in named.items():
+        try:
+            table_codec.with_derived(np.zeros((0, len(names.stored_stats)), np.float32), names.stored_stats, names.stats)
+        except table_codec.CorruptTable as exc:
+            warn_once("tb_weightnorm: skipping %s of run %r: %s", tag, run, exc)
+            continue
+        derivable[tag] = names
+    # The columns computed on reading are computed in `_merge`, once for all
+    # the steps rather than once per step.
     tables = read_checked(
-        data_provider,
-        ctx,
-        experiment_id,
-        run,
-        named,
-        lambda n: (len(n.variables), len(n.stored_stats)),
-        with_derived_columns,
+        data_provider, ctx, experiment_id, run, derivable, lambda n: (len(n.variables), len(n.stored_stats))
     )
     if not tables:
         return None
@@ -205,6 +209,8 @@ def with_derived_columns(names: metadata.NormTableNames, stored: np.ndarray) -> 
 
 
 def _merge(run: str, tables) -> NormHistory:
+    """One history of the tables' stored columns ([variables, stored stats]
+    per step), their derived columns added."""
     variables: Dict[str, int] = {}
     layers: List[str] = []
     stats: Dict[str, int] = {}
@@ -217,16 +223,27 @@ def _merge(run: str, tables) -> NormHistory:
             stats.setdefault(stat, len(stats))
     steps = sorted({d.step for _, datums in tables for d in datums})
     step_pos = {s: i for i, s in enumerate(steps)}
-    values = np.full((len(steps), len(variables), len(stats)), np.nan, np.float32)
+    # Laid out stat by stat: the routes and the diagnosis read one stat of
+    # every variable over the steps, which is then one contiguous block
+    # instead of a read strided across the whole history.
+    values = np.empty((len(stats), len(steps), len(variables)), np.float32).transpose(1, 2, 0)
+    first = tables[0][0]
+    if not (len(tables) == 1 and len(first.variables) == len(variables) and len(tables[0][1]) == len(steps)):
+        values.fill(np.nan)  # something is not measured somewhere
     wall_times = np.zeros(len(steps), np.float64)
     for names, datums in tables:
         rows = np.array([variables[v] for v in names.variables], dtype=np.intp)
-        cols = np.array([stats[s] for s in names.stats], dtype=np.intp)
+        every_row = np.array_equal(rows, np.arange(len(variables)))
+        stored = np.array([stats[s] for s in names.stored_stats], dtype=np.intp)
+        positions = np.array([step_pos[d.step] for d in datums], dtype=np.intp)
         # Later events win: a run restarted from a checkpoint logs a step again.
-        for datum in datums:
-            s = step_pos[datum.step]
-            values[s][np.ix_(rows, cols)] = datum.values
+        for datum, s in zip(datums, positions):
+            if every_row:
+                values[s][:, stored] = datum.values
+            else:
+                values[s][np.ix_(rows, stored)] = datum.values
             wall_times[s] = max(wall_times[s], datum.wall_time)
+        _derive_columns(values, stats, names, np.unique(positions), rows)
     return NormHistory(
         run=run,
         steps=np.asarray(steps, dtype=np.int64),
@@ -237,3 +254,22 @@ def _merge(run: str, tables) -> NormHistory:
         values=values,
         gradient_note="; ".join(sorted({n.gradient_note for n, _ in tables if n.gradient_note})),
     )
+
+
+def _derive_columns(
+    values: np.ndarray, stats: Mapping[str, int], names: metadata.NormTableNames, positions: np.ndarray, rows: np.ndarray
+) -> None:
+    """Fills the columns of `names` computed on reading, at the steps
+    `positions` and rows `rows` of `values`, from the columns stored there."""
+    whole = len(positions) == values.shape[0] and np.array_equal(rows, np.arange(values.shape[1]))
+    for name in names.derived_stats:
+        sources = table_codec.DERIVATIONS[name]
+        if whole:
+            block = np.stack([values[:, :, stats[source]] for source in sources], axis=-1)
+        else:
+            block = np.stack([values[np.ix_(positions, rows, [stats[source]])][..., 0] for source in sources], axis=-1)
+        derived = table_codec.with_derived(block, sources, (name,))[..., 0]
+        if whole:
+            values[:, :, stats[name]] = derived
+        else:
+            values[np.ix_(positions, rows, [stats[name]])] = derived[..., None]
