@@ -161,7 +161,7 @@ def _series(
 def _nonfinite_counts(history: NormHistory, stat: str, by: str) -> Optional[np.ndarray]:
     """NaN + Inf elements behind each heatmap cell ([steps, rows], rows as the
     heatmap's), of the tensor the stat is about (an update is measured from
-    the weights); None when the run did not count them.
+    the weights); None when there are none, or the run did not count them.
 
     The stats are taken over the finite elements, so after a NaN a norm reads
     small or 0; without these counts the heatmap would paint the broken cells
@@ -171,20 +171,20 @@ def _nonfinite_counts(history: NormHistory, stat: str, by: str) -> Optional[np.n
     names = [f"{kind}/nan_count", f"{kind}/inf_count"]
     if not all(n in history.stats for n in names):
         return None
+    per_row = sum(np.nan_to_num(history.column(n)) for n in names)
     g = history.global_index()
+    if g is not None:
+        # The whole model has every variable's non-finite elements.
+        per_row[:, g] = 0
+        whole = per_row.sum(axis=1)
+    if not per_row.any():
+        return None
     if by == "layer":
         groups = layer_stats.layer_rows(history.variables, history.layers, skip=(metadata.GLOBAL_ROW,))
-        per_row = sum(np.nan_to_num(layer_stats.layer_column(history.values, history.stats, n, groups)) for n in names)
-    else:
-        per_row = sum(np.nan_to_num(history.column(n)) for n in names)
-    if g is None:
-        return per_row
-    # The whole model has every variable's non-finite elements.
-    variables = [i for i in range(len(history.variables)) if i != g]
-    whole = sum(np.nan_to_num(history.column(n)[:, variables]).sum(axis=1, keepdims=True) for n in names)
-    if by == "layer":
-        return np.concatenate([per_row, whole], axis=1)
-    per_row[:, [g]] = whole
+        per_row = layer_stats.sum_by_layer(per_row, groups)
+        return per_row if g is None else np.concatenate([per_row, whole[:, None]], axis=1)
+    if g is not None:
+        per_row[:, g] = whole
     return per_row
 
 
