@@ -318,7 +318,9 @@ def build(variables: int = 1000, steps: int = 2000, folder: Optional[str] = None
     if os.path.exists(done):
         with open(done) as f:
             return {**json.load(f), "generate_seconds": 0.0}
-    shutil.rmtree(logdir, ignore_errors=True)
+    # Logdirs of these sizes written by other versions of the writers are stale.
+    for stale in pathlib.Path(folder).glob(f"v{variables}_s{steps}_*"):
+        shutil.rmtree(stale, ignore_errors=True)
     started = time.perf_counter()
     info = _write(logdir, variables, steps)
     info["generate_seconds"] = round(time.perf_counter() - started, 2)
