@@ -16,6 +16,7 @@ from typing import List, Optional, Sequence
 
 import tensorflow as tf
 
+from tb_weightnorm import tf_state
 from tb_weightnorm.metadata import TENSOR_STATS, UPDATE_STATS
 
 _CHUNK_ELEMENTS = 1 << 22
@@ -47,39 +48,102 @@ def _chunks(sizes: Sequence[int]) -> List[List[int]]:
     return groups
 
 
-def _segment_stats(flat: tf.Tensor, ids: tf.Tensor, n: int) -> tf.Tensor:
-    """The TENSOR_STATS of n segments of `flat`, as a [n, 9] float32 tensor.
+class _Segments:
+    """Reductions over the n segments of a flat tensor whose segment ids are
+    sorted and contiguous (as `segmented_chunks` makes them).
+
+    On CPU the sorted segment kernels are 3 to 4 times faster than the
+    unsorted ones, but they have no XLA version and drop trailing empty
+    segments; under XLA the unsorted ones are used. The sum of an empty
+    segment is 0; its max and min mean nothing (callers look at the count).
+    """
+
+    def __init__(self, ids: tf.Tensor, n: int):
+        self.ids, self.n = ids, n
+        self.xla = tf_state.compiling_with_xla()
+
+    def _reduce(self, sorted_op, unsorted_op, x: tf.Tensor) -> tf.Tensor:
+        if self.xla:
+            return unsorted_op(x, self.ids, self.n)
+        out = sorted_op(x, self.ids)
+        out = tf.pad(out, [[0, self.n - tf.shape(out)[0]]])
+        return tf.reshape(out, [self.n])
+
+    def sum(self, x):
+        return self._reduce(tf.math.segment_sum, tf.math.unsorted_segment_sum, x)
+
+    def max(self, x):
+        return self._reduce(tf.math.segment_max, tf.math.unsorted_segment_max, x)
+
+    def min(self, x):
+        return self._reduce(tf.math.segment_min, tf.math.unsorted_segment_min, x)
+
+
+# Below this largest magnitude, squares fall into float32's subnormal range
+# (or to 0) and an unscaled sum of squares loses the norm.
+_TINY_LINF = 1e-18
+
+
+def _segment_l2(x, segments: _Segments, linf: tf.Tensor) -> tf.Tensor:
+    """The l2 norm of each segment of finite `x`, whose magnitudes are at most
+    a small multiple of `linf`.
+
+    A plain sum of squares overflows float32 above ~1.8e19 and underflows
+    below ~1e-19, which is exactly when a norm matters most (exploding or
+    vanishing gradients). Only segments in those ranges are summed again,
+    scaled by their linf, so the common case costs one pass.
+    """
+    plain = tf.sqrt(segments.sum(x * x))
+    needs_scaling = tf.math.is_inf(plain) | ((linf < _TINY_LINF) & (linf > 0))
+
+    def scaled():
+        safe_linf = tf.where(linf > 0, linf, 1.0)
+        y = x / tf.gather(safe_linf, segments.ids)
+        return tf.where(needs_scaling, linf * tf.sqrt(segments.sum(y * y)), plain)
+
+    return tf.cond(tf.reduce_any(needs_scaling), scaled, lambda: plain)
+
+
+def _segment_stats(flat: tf.Tensor, ids: tf.Tensor, n: int, sizes: tf.Tensor) -> tf.Tensor:
+    """The TENSOR_STATS of n segments of `flat` (segment i holds sizes[i]
+    values), as a [n, 9] float32 tensor.
 
     Every stat but the counts is over the finite values only, so one NaN does
     not hide the scale of the rest; a segment with no finite value gets NaN.
+    Most steps have no NaN or Inf at all: they take a path without masks.
     """
+    segments = _Segments(ids, n)
     finite = tf.math.is_finite(flat)
-    finite_f = tf.cast(finite, tf.float32)
 
-    def seg_sum(x):
-        return tf.math.unsorted_segment_sum(x, ids, n)
+    def stats_of(x, count, nan_count, inf_count, lo, hi, mask):
+        defined = count > 0
+        # max |x| is the larger magnitude of the min and the max.
+        linf = tf.where(defined, tf.maximum(tf.abs(lo), tf.abs(hi)), 0.0)
+        l1 = segments.sum(tf.abs(x))
+        l2 = _segment_l2(x, segments, linf)
+        safe_count = tf.maximum(count, 1.0)
+        mean = segments.sum(x) / safe_count
+        centered = x - tf.gather(mean, ids)
+        if mask is not None:
+            centered = tf.where(mask, centered, 0.0)
+        # |x - mean| <= 2 linf: the same rescaling keeps tiny and huge spreads.
+        std = _segment_l2(centered, segments, linf) / tf.sqrt(safe_count)
+        return _stat_columns(l1, l2, linf, mean, std, lo, hi, nan_count, inf_count, defined, axis=1)
 
-    count = seg_sum(finite_f)
-    nan_count = seg_sum(tf.cast(tf.math.is_nan(flat), tf.float32))
-    inf_count = seg_sum(tf.cast(tf.math.is_inf(flat), tf.float32))
-    x = tf.where(finite, flat, 0.0)
-    big = tf.constant(float("inf"))
-    seg_max = tf.math.unsorted_segment_max(tf.where(finite, flat, -big), ids, n)
-    seg_min = tf.math.unsorted_segment_min(tf.where(finite, flat, big), ids, n)
-    abs_x = tf.abs(x)
-    l1 = seg_sum(abs_x)
-    # An empty segment's max is the lowest float; its norms are those of nothing: 0.
-    linf = tf.maximum(tf.math.unsorted_segment_max(abs_x, ids, n), 0.0)
-    # Squares overflow float32 above ~1.8e19, which is exactly when a norm
-    # matters most (exploding weights): scale each segment by its linf first.
-    safe_linf = tf.where(linf > 0, linf, 1.0)
-    scaled = x / tf.gather(safe_linf, ids)
-    l2 = linf * tf.sqrt(seg_sum(scaled * scaled))
-    safe_count = tf.maximum(count, 1.0)
-    mean = seg_sum(x) / safe_count
-    centered = (x - tf.gather(mean, ids)) * finite_f
-    std = tf.sqrt(seg_sum(centered * centered) / safe_count)
-    return _stat_columns(l1, l2, linf, mean, std, seg_min, seg_max, nan_count, inf_count, count > 0, axis=1)
+    def all_finite():
+        zeros = tf.zeros([n])
+        return stats_of(flat, sizes, zeros, zeros, segments.min(flat), segments.max(flat), None)
+
+    def some_not_finite():
+        big = tf.constant(float("inf"))
+        nan_count = segments.sum(tf.cast(tf.math.is_nan(flat), tf.float32))
+        inf_count = segments.sum(tf.cast(tf.math.is_inf(flat), tf.float32))
+        lo = segments.min(tf.where(finite, flat, big))
+        hi = segments.max(tf.where(finite, flat, -big))
+        x = tf.where(finite, flat, 0.0)
+        return stats_of(x, sizes - nan_count - inf_count, nan_count, inf_count, lo, hi, finite)
+
+    return tf.cond(tf.reduce_all(finite), all_finite, some_not_finite)
 
 
 def _stat_columns(l1, l2, linf, mean, std, lo, hi, nan_count, inf_count, defined, axis):
@@ -120,6 +184,31 @@ def tensor_stats(tensors: Sequence) -> tf.Tensor:
     return _dense_stats(tensors)
 
 
+def l2_norms(tensors: Sequence) -> tf.Tensor:
+    """The l2 norm of each tensor over its finite values, as a [len(tensors)]
+    float32 tensor: `tensor_stats(tensors)[:, 1]` at a fraction of the cost,
+    for the update and the distance from the initial weights.
+
+    Example:
+
+    >>> float(l2_norms([tf.constant([3.0, float("nan"), -4.0])])[0])
+    5.0
+    """
+    if not tensors:
+        return tf.zeros([0], tf.float32)
+    if any(isinstance(t, tf.IndexedSlices) for t in tensors):
+        return tensor_stats(tensors)[:, 1]
+    flats = [tf.reshape(_as_float32(t), [-1]) for t in tensors]
+    parts = []
+    for group, flat, ids in segmented_chunks(flats):
+        segments = _Segments(ids, len(group))
+        finite = tf.math.is_finite(flat)
+        x = tf.cond(tf.reduce_all(finite), lambda: flat, lambda: tf.where(finite, flat, 0.0))
+        linf = segments.max(tf.abs(x))
+        parts.append(_segment_l2(x, segments, linf))
+    return tf.concat(parts, axis=0)
+
+
 def segmented_chunks(flats: Sequence[tf.Tensor]):
     """Yields (indices, flat, segment ids) for chunks of 1-D tensors: small ones
     concatenated so a few large ops serve them all, a large one alone."""
@@ -137,8 +226,18 @@ def segmented_chunks(flats: Sequence[tf.Tensor]):
 
 def _dense_stats(tensors: Sequence) -> tf.Tensor:
     flats = [tf.reshape(_as_float32(t), [-1]) for t in tensors]
-    parts = [_segment_stats(flat, ids, len(group)) for group, flat, ids in segmented_chunks(flats)]
+    parts = [
+        _segment_stats(flat, ids, len(group), _sizes([flats[i] for i in group]))
+        for group, flat, ids in segmented_chunks(flats)
+    ]
     return tf.concat(parts, axis=0)
+
+
+def _sizes(flats: Sequence[tf.Tensor]) -> tf.Tensor:
+    static = [f.shape[0] for f in flats]
+    if all(s is not None for s in static):
+        return tf.constant(static, tf.float32)
+    return tf.cast(tf.stack([tf.size(f) for f in flats]), tf.float32)
 
 
 def _indexed_slices_stats(slices: tf.IndexedSlices) -> tf.Tensor:
@@ -210,7 +309,7 @@ def update_stats(updates: Sequence, weight_l2: tf.Tensor) -> tf.Tensor:
     Columns, in the order of `metadata.UPDATE_STATS`: l2 of the update, and its
     ratio to the weight's l2 (`weight_l2`, a [n] tensor; around 1e-3 is healthy).
     """
-    l2 = tensor_stats(updates)[:, 1]
+    l2 = l2_norms(updates)
     ratio = tf.math.divide_no_nan(l2, weight_l2)
     ratio = tf.where(tf.math.is_finite(l2), ratio, l2)
     return tf.stack([l2, ratio], axis=1)

@@ -66,9 +66,18 @@ def make_spec(
     stats: Optional[Sequence[str]] = None,
     gradient_note: str = "",
 ) -> TableSpec:
-    """A table spec; `stats` are glob patterns choosing the stored columns."""
-    computed = metadata.table_stat_names(gradients=gradients, updates=updates, dist_init=dist_init)
-    chosen = metadata.select_stats(computed, stats)
+    """A table spec; `stats` are glob patterns choosing the stored columns.
+
+    The update and the distance from the initial weights each cost a copy of
+    the logged weights: they are computed only if a stored column needs them.
+    """
+    available = metadata.table_stat_names(gradients=gradients, updates=updates, dist_init=dist_init)
+    chosen = metadata.select_stats(available, stats)
+    computed = metadata.table_stat_names(
+        gradients=gradients,
+        updates=updates and any(s.startswith("update/") for s in chosen),
+        dist_init=dist_init and "weight/dist_init" in chosen,
+    )
     return TableSpec(tuple(rows), computed, chosen, global_row=gradients, gradient_note=gradient_note)
 
 
@@ -136,7 +145,7 @@ def compute(
     if spec.with_dist_init:
         start = _by_row(rows, initial or {})
         diffs = [None if s is None else wi - tf.cast(s, wi.dtype) for wi, s in zip(w, start)]
-        columns.append(_present_rows(diffs, n, 1, lambda ds: stats.tensor_stats(ds)[:, 1:2]))
+        columns.append(_present_rows(diffs, n, 1, lambda ds: stats.l2_norms(ds)[:, None]))
     if spec.with_gradients:
         g = _by_row(rows, gradients or {}, keep=lambda row: row.trainable)
         columns.append(_present_rows(g, n, len(metadata.TENSOR_STATS), stats.tensor_stats))

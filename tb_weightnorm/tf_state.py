@@ -52,3 +52,15 @@ def sum_over_replicas(values):
     for i, r in zip(present, reduced):
         out[i] = r
     return out
+
+
+def compiling_with_xla() -> bool:
+    """Whether the code being traced will be compiled by XLA (`jit_compile`):
+    some fast CPU kernels (sorted segment reductions) have no XLA version."""
+    try:
+        from tensorflow.python.framework import ops
+        from tensorflow.python.ops import control_flow_util
+
+        return bool(control_flow_util.GraphOrParentsInXlaContext(ops.get_default_graph()))
+    except (ImportError, AttributeError):  # the private API moved: take the portable ops
+        return True

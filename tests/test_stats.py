@@ -72,3 +72,40 @@ def test_runs_inside_xla():
     f = tf.function(lambda a, b: stats.tensor_stats([a, b]), jit_compile=True)
     got = f(tf.constant([1.0, -2.0]), tf.constant([0.5, 0.5])).numpy()
     np.testing.assert_allclose(got[0, 1], np.sqrt(5.0), rtol=1e-6)
+
+
+def _awkward_tensors():
+    """Tensors for every path of the segment reductions: NaN and Inf among
+    finite values, all NaN, empty ones (also last, which sorted segment
+    reductions would drop), values whose squares underflow or overflow."""
+    rng = np.random.default_rng(3)
+    return [
+        rng.normal(size=(4, 5)).astype(np.float32),
+        np.zeros([0], np.float32),
+        np.array([1.0, np.nan, -3.0, np.inf, 2.0], np.float32),
+        np.full([3], np.nan, np.float32),
+        (rng.normal(size=50) * 1e-30).astype(np.float32),
+        (rng.normal(size=50) * 1e25).astype(np.float32),
+        np.array([0.0, 0.0], np.float32),
+        np.zeros([2, 0], np.float32),
+    ]
+
+
+@pytest.mark.parametrize("mode", ["eager", "function", "xla"])
+def test_every_path_matches_numpy(mode):
+    tensors = _awkward_tensors()
+    compute = lambda *ts: (stats.tensor_stats(list(ts)), stats.l2_norms(list(ts)))  # noqa: E731
+    if mode != "eager":
+        compute = tf.function(compute, jit_compile=(mode == "xla"))
+    table, l2 = compute(*[tf.constant(t) for t in tensors])
+    for row, norm, t in zip(table.numpy(), l2.numpy(), tensors):
+        want = numpy_stats(t)
+        np.testing.assert_allclose(row, want, rtol=2e-5, atol=0, equal_nan=True)
+        np.testing.assert_allclose(norm, want[1], rtol=2e-5, atol=0)
+
+
+def test_l2_norms_of_values_in_no_other_order_of_magnitude():
+    # A chunk mixing tiny, huge and ordinary tensors: only those that need it
+    # are rescaled, and the others keep their plain sum of squares.
+    tensors = [np.float32([3e-25, 4e-25]), np.float32([3e20, 4e20]), np.float32([3.0, 4.0])]
+    np.testing.assert_allclose(stats.l2_norms([tf.constant(t) for t in tensors]).numpy(), [5e-25, 5e20, 5.0], rtol=1e-6)
