@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import keras
 import tensorflow as tf
@@ -101,6 +101,7 @@ class WeightHealthCallback(keras.callbacks.Callback):
         self._undiagnosed = False  # tables came in since the last diagnosis
         self._writer: Optional[tf.summary.SummaryWriter] = None
         self._recorder: Optional[AppliedUpdateRecorder] = None
+        self._held_on_device: Dict[str, int] = {}
         self._convs = None
         self._names = None  # (spec, norm table names, histogram names)
         self._chief = True
@@ -219,12 +220,35 @@ class WeightHealthCallback(keras.callbacks.Callback):
                     finding.severity, finding.rule, finding.variable or finding.layer, finding.message,
                 )
 
+    def held_bytes(self) -> Dict[str, int]:
+        """What the callback holds beside the model, in bytes, by role.
+
+        On the model's device: the copy of the logged weights taken before a
+        logged step's update, the copy of the initial weights (for
+        `weight/dist_init`), and the small buffers the train step writes its
+        tables into. On the host: the logged tables kept for the diagnosis
+        (at most 2,000 logged steps; older ones are thinned out). The device
+        figures are those of the last `fit` once it has ended.
+
+        Example:
+
+        ```python
+        callback = tb_weightnorm.WeightHealthCallback("logs/run1")
+        model.fit(x, y, callbacks=[callback])
+        print(callback.held_bytes())
+        ```
+        """
+        held = dict(self._recorder.held_bytes() if self._recorder is not None else self._held_on_device)
+        held["tables kept for the diagnosis (host)"] = self._history.nbytes if self._history is not None else 0
+        return held
+
     def on_train_end(self, logs=None):
         self._write_recorded()
         if self._writer is not None:
             self._writer.flush()
         self._diagnose()
         if self._recorder is not None:
+            self._held_on_device = self._recorder.held_bytes()
             self._recorder.uninstall()
             self._recorder = None
             # Drop the traced function that holds the hook; the next fit traces anew.

@@ -82,6 +82,11 @@ class HistoryBuffer:
     def __len__(self) -> int:
         return len(self._steps)
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the tables held."""
+        return sum(v.nbytes for v in self._values)
+
     def append(self, step: int, wall_time: float, values: np.ndarray) -> None:
         self._steps.append(int(step))
         self._wall_times.append(float(wall_time))

@@ -184,6 +184,23 @@ class AppliedUpdateRecorder:
         self._variables = variables
         self.spec = spec
 
+    def held_bytes(self) -> Dict[str, int]:
+        """Bytes of the variables the recorder keeps beside the model (on the
+        model's device), by role; all 0 before the rows are decided."""
+
+        def size(variables) -> int:
+            return sum(int(np.prod(v.shape)) * v.dtype.size for v in variables)
+
+        def buffer(ring: Optional[_RingBuffer]) -> int:
+            return size([ring.values, ring.steps, ring.count]) if ring is not None else 0
+
+        return {
+            "weights before the update": size(getattr(self, "_before", {}).values()),
+            "initial weights": size(getattr(self, "_initial", {}).values()),
+            "norm table buffer": buffer(self.norms),
+            "histogram buffer": buffer(self.histograms),
+        }
+
     def drain_norms(self) -> List[Tuple[int, np.ndarray]]:
         return self.norms.drain() if self.norms is not None else []
 
