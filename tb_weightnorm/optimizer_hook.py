@@ -140,6 +140,11 @@ class AppliedUpdateRecorder:
         self._make_spec = make_spec
         self._every = int(every_n_steps)
         self._hist_every = int(histogram_every_n_steps)
+        # The intervals are variables, so the callback can make logging
+        # sparser while training runs without tracing the step again.
+        self._intervals = plain_variable(
+            tf.constant([self._every, max(self._hist_every, 1)], tf.int64), "log_intervals"
+        )
         self._bins = int(histogram_bins)
         self._steps_per_execution = int(steps_per_execution)
         self.spec: Optional[table.TableSpec] = None
@@ -183,6 +188,21 @@ class AppliedUpdateRecorder:
             )
         self._variables = variables
         self.spec = spec
+
+    def make_sparser(self, *, norms: Optional[int] = None, histograms: Optional[int] = None) -> None:
+        """Logs from now on every `norms` / `histograms` steps. Only larger
+        intervals are taken: the ring buffers are sized for the first ones."""
+        current = self._intervals.numpy()
+        wanted = [norms or current[0], histograms or current[1]]
+        if any(w < c for w, c in zip(wanted, current)):
+            raise ValueError(f"intervals only grow: {list(current)} -> {wanted}")
+        self._intervals.assign(wanted)
+
+    @property
+    def intervals(self) -> Tuple[int, int]:
+        """(norm table, histogram) intervals in steps."""
+        norms, histograms = self._intervals.numpy()
+        return int(norms), int(histograms) if self._hist_every else 0
 
     def held_bytes(self) -> Dict[str, int]:
         """Bytes of the variables the recorder keeps beside the model (on the
@@ -271,7 +291,8 @@ class AppliedUpdateRecorder:
             # Read before `apply` increments it: the index of this update.
             iteration = tf.cast(tf.convert_to_tensor(optimizer.iterations), tf.int64)
             step = iteration + 1
-            due_norms = tf.equal(tf.math.floormod(iteration, recorder._every), 0)
+            intervals = recorder._intervals.read_value()
+            due_norms = tf.equal(tf.math.floormod(iteration, intervals[0]), 0)
             if recorder._before and recording:
                 tf.cond(due_norms, recorder._snapshot, lambda: tf.constant(False))
             del reduced[:]
@@ -293,7 +314,7 @@ class AppliedUpdateRecorder:
 
             tf.cond(due_norms, norms, lambda: tf.constant(False))
             if recorder.histograms is not None:
-                due_histograms = tf.equal(tf.math.floormod(iteration, recorder._hist_every), 0)
+                due_histograms = tf.equal(tf.math.floormod(iteration, intervals[1]), 0)
                 tf.cond(
                     due_histograms,
                     lambda: recorder._record_histograms(step, by_variable),

@@ -1,0 +1,82 @@
+"""How often to log so that logging costs at most a fixed share of training
+time: the policy behind `WeightHealthCallback`'s default frequencies.
+
+A logged step costs more than a plain one by a roughly fixed amount (the
+statistics of every variable, then writing them); a plain step's time
+depends on the model and the batch. With a 200-layer MLP whose steps take
+8 ms, a table every 10 steps would make training half again as slow; with a
+CNN whose steps take 100 ms it is free. So the interval starts at its floor
+and grows, from measured step times, until the extra time per step is within
+budget. It never shrinks: a logged series keeps getting sparser or stays as
+it is, it never jumps back and forth.
+
+Pure functions; the callback measures and applies them.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from typing import Optional, Sequence
+
+# The share of a plain step's time logging may add, per kind of logging
+# (norm tables, histograms): together they stay near 1%.
+BUDGET = 0.005
+# Step times needed before deciding: logged steps are rare, so two will do
+# (the median of two is their mean); plain ones are many.
+MIN_LOGGED = 2
+MIN_PLAIN = 3
+# Intervals are rounded up to one of these times a power of ten, so logged
+# steps fall on round numbers (10, 20, 50, 100, ...).
+_NICE = (1, 2, 5)
+
+
+def nice_interval(n: float) -> int:
+    """The smallest of 1, 2, 5, 10, 20, 50, ... that is at least n.
+
+    Example:
+
+    >>> [nice_interval(n) for n in (1, 3, 10, 11, 240)]
+    [1, 5, 10, 20, 500]
+    """
+    n = max(1.0, float(n))
+    decade = 10 ** math.floor(math.log10(n))
+    for factor in _NICE + (10,):
+        if factor * decade >= n:
+            return int(factor * decade)
+    return int(10 * decade)  # not reached
+
+
+def interval_for(
+    current: int,
+    logged_seconds: Sequence[float],
+    plain_seconds: Sequence[float],
+    budget: float = BUDGET,
+) -> Optional[int]:
+    """The interval that keeps logging within `budget`, if larger than `current`.
+
+    Args:
+        current: the interval in use (steps between logged steps).
+        logged_seconds: recent times of steps (or executions) that logged.
+        plain_seconds: recent times of steps that did not.
+        budget: the share of a plain step's time logging may add on average.
+
+    Returns:
+        A larger interval (a round number), or None to keep `current` (too
+        few samples, or already within budget).
+
+    Example:
+
+    >>> interval_for(10, [0.048] * 5, [0.008] * 20)  # 40 ms extra on 8 ms steps
+    1000
+    >>> interval_for(10, [0.103] * 5, [0.100] * 20) is None  # 3 ms on 100 ms steps
+    True
+    """
+    if len(logged_seconds) < MIN_LOGGED or len(plain_seconds) < MIN_PLAIN:
+        return None
+    plain = statistics.median(plain_seconds)
+    extra = statistics.median(logged_seconds) - plain
+    if plain <= 0 or extra <= 0:
+        return None
+    wanted = nice_interval(extra / (budget * plain))
+    return wanted if wanted > current else None

@@ -1,0 +1,71 @@
+"""The default logging intervals follow a cost budget: pure policy, then a
+real fit where logging is made expensive."""
+
+import logging
+import time
+
+import keras
+import numpy as np
+import pytest
+
+import tb_weightnorm
+from tb_weightnorm import cost_budget
+
+
+def test_intervals_are_round_numbers_and_only_grow():
+    assert [cost_budget.nice_interval(n) for n in (0.2, 1, 2, 3, 6, 10, 10.5, 99, 101, 4999)] == [
+        1, 1, 2, 5, 10, 10, 20, 100, 200, 5000,
+    ]
+    plain = [0.008] * 5
+    # 40 ms more per logged step on 8 ms steps: 0.5% needs 1,000 steps apart.
+    assert cost_budget.interval_for(10, [0.048, 0.048], plain) == 1000
+    assert cost_budget.interval_for(2000, [0.048, 0.048], plain) is None  # never back down
+    # 3 ms on 100 ms steps is within budget at every 10 steps.
+    assert cost_budget.interval_for(10, [0.103, 0.103], [0.1] * 5) is None
+    # Too few samples, or logged steps no slower: no decision.
+    assert cost_budget.interval_for(10, [0.048], plain) is None
+    assert cost_budget.interval_for(10, [0.048, 0.048], plain[:2]) is None
+    assert cost_budget.interval_for(10, [0.007, 0.007], plain) is None
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(640, 8)).astype("float32"), rng.normal(size=(640, 1)).astype("float32")
+
+
+def _model():
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    return model
+
+
+class _SlowLogging(tb_weightnorm.WeightHealthCallback):
+    """Writing each logged table takes 50 ms more: logging that is far too
+    expensive for steps of a millisecond or two."""
+
+    def _write_recorded(self):
+        kind = super()._write_recorded()
+        if kind not in (None, "plain"):
+            time.sleep(0.05)
+        return kind
+
+
+def test_expensive_logging_gets_sparser_while_training(tmp_path, caplog):
+    x, y = _data()
+    callback = _SlowLogging(str(tmp_path), report=None)
+    with caplog.at_level(logging.INFO, logger="tb_weightnorm"):
+        _model().fit(x, y, batch_size=8, epochs=3, verbose=0, callbacks=[callback])
+    assert callback.every_n_steps >= 1000 and callback.histogram_every_n_steps >= callback.every_n_steps
+    assert "logging norm tables every" in caplog.text
+    steps = [s for s, _ in tb_weightnorm.load(str(tmp_path)).groupby("step")]
+    # Every 10 steps until two logged steps were timed, then none until step 1,001.
+    assert steps[:3] == [1, 11, 21] and max(steps) < 1000
+
+
+def test_explicit_intervals_are_kept(tmp_path):
+    x, y = _data()
+    callback = _SlowLogging(str(tmp_path), every_n_steps=5, histogram_every_n_steps=20, report=None)
+    _model().fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[callback])
+    assert (callback.every_n_steps, callback.histogram_every_n_steps) == (5, 20)
+    steps = sorted({s for s, _ in tb_weightnorm.load(str(tmp_path)).groupby("step")})
+    assert steps == list(range(1, 81, 5))
