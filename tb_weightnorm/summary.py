@@ -53,8 +53,11 @@ def _require_writer(what: str):
 
 
 def _encoded(values) -> tf.Tensor:
-    """The table as the string scalar the event file stores (see table_codec).
-    Encoded on the host, eagerly or inside a tf.function alike."""
+    """The table as the string scalar the event file stores (see table_codec),
+    encoded on the host: directly when running eagerly (the Keras callback
+    writes numpy tables), through a numpy_function inside a tf.function."""
+    if tf.executing_eagerly():
+        return tf.constant(table_codec.encode(np.asarray(values, np.float32)))
     blob = tf.numpy_function(table_codec.encode, [tf.cast(values, tf.float32)], tf.string, stateful=False)
     return tf.reshape(blob, [])
 
@@ -64,6 +67,12 @@ def _write_names_once(tag: str, value, step, full) -> tf.Tensor:
     none: both TensorBoard loaders keep a time series' first metadata and
     ignore the rest, and it would cost more bytes than a small table."""
     sent = _names_sent.flag(_default_writer(), tag)
+    if tf.executing_eagerly():  # no cond to build: a few ms less per logged step
+        if bool(sent.numpy()):
+            return tf.summary.write(tag, value, step=step)
+        written = tf.summary.write(tag, value, step=step, metadata=full)
+        sent.assign(bool(written))
+        return written
 
     def first():
         with tf.control_dependencies([tf.summary.write(tag, value, step=step, metadata=full)]):
@@ -94,7 +103,10 @@ def write_norm_table(names: metadata.NormTableNames, values, step) -> tf.Tensor:
     def stored_values():
         table_values = values() if callable(values) else values
         if derived:
-            table_values = tf.gather(table_values, columns, axis=1)
+            if isinstance(table_values, np.ndarray):
+                table_values = table_values[:, columns]
+            else:
+                table_values = tf.gather(table_values, columns, axis=1)
         return _encoded(table_values)
 
     return _write_names_once(
