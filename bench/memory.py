@@ -67,7 +67,7 @@ def markdown(result: dict) -> str:
                     f"**{common.human_bytes(device)}** ({device / m['model_weight_bytes']:.2f}× the weights)",
                     common.human_bytes(held["weights before the update"] + held["initial weights"]),
                     common.human_bytes(held["norm table buffer"] + held["histogram buffer"]),
-                    f"{common.human_bytes(host / max(m['logged_steps'], 1))} per logged step",
+                    f"{common.human_bytes(host)} after {m['logged_steps']} steps",
                 ]
             )
     return common.markdown_table(

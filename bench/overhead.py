@@ -7,7 +7,7 @@ paid once per fit, stay out) to the end of `on_train_end` (so work done at
 epoch ends and at the end is in). Each fit runs `epochs` epochs of `steps`
 steps on the same model, which keeps training from pair to pair.
 
-Run: python bench/overhead.py [--quick] [--models small_cnn mlp_200] [--pairs 4]
+Run: python bench/overhead.py [--quick] [--models small_cnn mlp_200] [--pairs 3]
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from bench import common, models  # noqa: E402
 
 # Steps per epoch and epochs per fit, per model: a fit takes a few seconds,
 # long enough that the end-of-epoch work of every variant is in it.
-STEPS = {"small_cnn": 60, "mobilenet_v2": 30, "mlp_200": 250}
+STEPS = {"small_cnn": 60, "mobilenet_v2": 30, "mlp_200": 150}
 EPOCHS = 2
-PAIRS = 4
+PAIRS = 3
 
 
 def _ours_default(log_dir, x, y):

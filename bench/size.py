@@ -1,11 +1,13 @@
 """Bytes on disk per variable per logged step, for the norm table, the
 histograms and the kernel grids: each bench model trained briefly with
-WeightHealthCallback at its defaults and with every stat every step, and
-the event files taken apart by what each record holds.
+WeightHealthCallback logging tables and histograms every step (the tables
+hold what the defaults log: every stat), and the event files taken apart by
+what each record holds.
 
-A record's size is counted whole: the event around the summary, its tag,
-the metadata (sent with the first event of a series only) and the 16 bytes
-of framing the event file adds.
+A record's size is counted whole: the event around the summary, its tag and
+the 16 bytes of framing the event file adds. The first record of a series
+also carries the names of its rows and columns, once per run and writer: it
+is reported apart, and the per-step figure is that of the records after it.
 
 Run: python bench/size.py [--quick]
 """
@@ -35,23 +37,30 @@ _KINDS = {
     metadata.KERNEL_GRID_TAG_PREFIX: "kernel grids",
 }
 SETTINGS = {
-    "defaults": {},
-    "every stat, every step": {"every_n_steps": 1, "histogram_every_n_steps": 1, "keep_initial_weights": True},
+    "every step": {"every_n_steps": 1, "histogram_every_n_steps": 1},
 }
 
 
 def bytes_by_kind(run_dir: str) -> Dict[str, Dict[str, int]]:
-    """{kind: {"bytes": total record bytes, "events": records}} of our summaries."""
-    out: Dict[str, Dict[str, int]] = collections.defaultdict(lambda: {"bytes": 0, "events": 0})
-    for path in glob.glob(os.path.join(run_dir, "events.out.tfevents.*")):
+    """{kind: {"first": bytes of the first records of its series, "series":
+    how many, "bytes": total bytes of the later records, "events": how many}}."""
+    out: Dict[str, Dict[str, int]] = collections.defaultdict(lambda: {"first": 0, "series": 0, "bytes": 0, "events": 0})
+    seen = set()
+    for path in sorted(glob.glob(os.path.join(run_dir, "events.out.tfevents.*"))):
         for record in event_file_loader.RawEventFileLoader(path).Load():
             event = event_pb2.Event.FromString(record)
             for value in event.summary.value:
                 kind = next((k for prefix, k in _KINDS.items() if value.tag.startswith(prefix)), None)
-                if kind:
-                    # One value per event: the record is the value's cost.
+                if not kind:
+                    continue
+                # One value per event: the record is the value's cost.
+                if value.tag in seen:
                     out[kind]["bytes"] += len(record) + _FRAMING
                     out[kind]["events"] += 1
+                else:
+                    seen.add(value.tag)
+                    out[kind]["first"] += len(record) + _FRAMING
+                    out[kind]["series"] += 1
     return dict(out)
 
 
@@ -69,7 +78,7 @@ def measure(key: str, setting: str, steps: int, epochs: int, workdir: str) -> di
         # Kernel grids are one event per conv kernel per logged step; tables
         # are one event per logged step for all variables.
         divisor = totals["events"] if kind == "kernel grids" else totals["events"] * variables
-        per_variable[kind] = totals["bytes"] / divisor
+        per_variable[kind] = totals["bytes"] / max(divisor, 1)
     return {"variables": variables, "conv_kernels": convs, "bytes_per_variable_step": per_variable, "raw": found}
 
 
@@ -80,28 +89,28 @@ def run(quick: bool = False, workdir: Optional[str] = None) -> dict:
     for key in keys:
         result["models"][key] = {
             "name": models.MODELS[key].name,
-            "settings": {s: measure(key, s, 4 if quick else 50, 2, workdir) for s in SETTINGS},
+            "settings": {s: measure(key, s, 4 if quick else 100, 1, workdir) for s in SETTINGS},
         }
     return result
 
 
 def markdown(result: dict) -> str:
     rows = []
-    for key, entry in result["models"].items():
-        for setting, m in entry["settings"].items():
+    for entry in result["models"].values():
+        for m in entry["settings"].values():
             per = m["bytes_per_variable_step"]
             rows.append(
                 [
                     entry["name"],
-                    setting,
                     str(m["variables"]),
                     f"**{per.get('norm table', 0):.1f}**",
+                    common.human_bytes(m["raw"]["norm table"]["first"]),
                     f"{per['histograms']:.1f}" if "histograms" in per else "–",
                     f"{per['kernel grids'] / 1024:.1f} KB" if "kernel grids" in per else "–",
                 ]
             )
     return common.markdown_table(
-        ["model", "setting", "variables", "norm table, B per variable per step",
+        ["model", "variables", "norm table, B per variable per step", "norm table's names (once)",
          "histograms, B per variable per step", "kernel grid, per conv kernel per image"],
         rows,
     )

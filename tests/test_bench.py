@@ -21,10 +21,11 @@ def test_overhead_measures_every_variant_in_pairs(tmp_path):
 def test_size_takes_the_event_files_apart(tmp_path):
     result = size.run(quick=True, workdir=str(tmp_path))
     settings = result["models"]["small_cnn"]["settings"]
-    for measured in settings.values():
-        per = measured["bytes_per_variable_step"]
-        assert per["norm table"] > 0 and per["kernel grids"] > 1000
-    assert "histograms" in settings["every stat, every step"]["bytes_per_variable_step"]
+    per = settings["every step"]["bytes_per_variable_step"]
+    assert per["norm table"] > 0 and per["histograms"] > 0 and per["kernel grids"] > 1000
+    # The names come once, in the first record, and cost more than a step.
+    raw = settings["every step"]["raw"]["norm table"]
+    assert raw["series"] == 1 and raw["first"] > raw["bytes"] / raw["events"]
     assert "| small CNN |" in size.markdown(result)
 
 
