@@ -14,8 +14,9 @@ time (it is deliberately not imported by name here, which would freeze it).
 
 Bucket edges. Bucket b of a tensor holds the finite values x with
 ``edge(b) <= x < edge(b + 1)`` (the last bucket also holds the max), where
-``edge(k) = min + (max - min) * k / bins`` is evaluated in float32. This is the
-rule of `np.histogram(finite, bins)`; the two agree exactly whenever an edge is
+``edge(k) = min + (max - min) * k / bins`` is evaluated in float32 (the same
+eagerly, in a `tf.function` and under XLA). This is the rule of
+`np.histogram(finite, bins)`; the two agree exactly whenever an edge is
 representable (integer or dyadic grids, the cases where values sit exactly on
 edges), and otherwise differ at most for a value within a float32 rounding of
 an edge.
@@ -27,9 +28,11 @@ import math
 import numbers
 from typing import List, Optional, Sequence, Tuple
 
+import numpy as np
 import tensorflow as tf
 
-from tb_weightnorm.stats import _as_float32, segmented_chunks
+from tb_weightnorm import stats, tf_state
+from tb_weightnorm.stats import _as_float32
 
 # Columns after the buckets, in this order, in the counts table of a chunk.
 _NON_FINITE = ("nan_count", "neg_inf_count", "pos_inf_count")
@@ -61,6 +64,10 @@ def histogram_columns(bins: int) -> Tuple[str, ...]:
     return ("min", "max") + tuple(f"bin_{i}" for i in range(bins)) + _NON_FINITE
 
 
+# Only Python loops and conditions on static values inside: AutoGraph would
+# rewrite none of them, and converting the helpers costs more trace time
+# than building their ops.
+@tf.autograph.experimental.do_not_convert
 def histograms(tensors: Sequence, bins: int) -> tf.Tensor:
     """Histograms of many tensors at once, as a [len(tensors), bins + 5] float32 tensor.
 
@@ -124,15 +131,16 @@ def histograms(tensors: Sequence, bins: int) -> tf.Tensor:
         implicit.append(zeros)
     # Deduplicated IndexedSlices have a data-dependent size, unknown to
     # _static_size inside a graph, so they are bucketed alone there; that also
-    # keeps XLA from having to concatenate dynamically shaped pieces.
+    # keeps XLA from having to concatenate dynamically shaped pieces. The
+    # chunks are those of stats.segmented_chunks, laid out by _Layout.
     parts = []
-    for group, flat, ids in segmented_chunks(flats):
+    for group in stats._chunks([stats._static_size(f) for f in flats]):
         zeros = None
         if any(implicit[i] is not None for i in group):
             zeros = tf.stack(
                 [implicit[i] if implicit[i] is not None else tf.constant(0, tf.int64) for i in group]
             )
-        parts.append(_segment_histograms(flat, ids, len(group), bins, zeros))
+        parts.append(_group_histograms([flats[i] for i in group], bins, zeros))
     return tf.concat(parts, axis=0)
 
 
@@ -158,84 +166,261 @@ def _flatten(t) -> Tuple[tf.Tensor, Optional[tf.Tensor]]:
     return flat, total - tf.size(flat, out_type=tf.int64)
 
 
-def _bucket(x: tf.Tensor, lo: tf.Tensor, span: tf.Tensor, bins: int) -> tf.Tensor:
-    """The int32 bucket of each x in [lo, lo + span] (broadcast), span >= 0.
+def _group_histograms(
+    members: Sequence[tf.Tensor], bins: int, implicit_zeros: Optional[tf.Tensor]
+) -> tf.Tensor:
+    """The histograms of n flat tensors bucketed together, as a [n, bins + 5]
+    float32 tensor.
+
+    `implicit_zeros` ([n] int64 or None) are zeros each tensor stands for but
+    does not store (those of an IndexedSlices).
+    """
+    layout = _Layout(members, bins)
+    flat = layout.flat
+    if implicit_zeros is not None:
+        implicit_zeros = layout.to_sorted(implicit_zeros)
+    # Exact when every value is finite, as on almost every step.
+    plain = _Ranges(layout.min(flat), layout.max(flat), layout, implicit_zeros, bins)
+    # A NaN or Inf makes the sum non-finite; so may huge finite values, which
+    # then take the path with masks, exact too.
+    no_masks = tf.math.is_finite(tf.reduce_sum(flat)) & tf.reduce_all(tf.equal(plain.scale, 1.0))
+
+    def all_finite():
+        lo = layout.broadcast(plain.lo)
+        b = _bucket(flat, lo, layout.broadcast(plain.safe_span), bins, plain.divisor)
+        return plain.table(layout.count(b), implicit_zeros)
+
+    def some_not_finite():
+        finite = tf.math.is_finite(flat)
+        big = tf.constant(float("inf"))
+        ranges = _Ranges(
+            layout.min(tf.where(finite, flat, big)),
+            layout.max(tf.where(finite, flat, -big)),
+            layout,
+            implicit_zeros,
+            bins,
+        )
+        # Rare steps: a gather is slower than a broadcast but adds no op per
+        # size class to the graph.
+        lo = layout.gather(ranges.lo)
+        # Non-finite values get their tensor's min as a stand-in so the bucket
+        # arithmetic stays finite; their column is chosen below.
+        x = tf.where(finite, flat * layout.gather(ranges.scale), lo)
+        b = _bucket(x, lo, layout.gather(ranges.safe_span), bins, ranges.divisor)
+        nan, neg_inf, pos_inf = (float(bins + k) for k in (1, 2, 3))
+        non_finite = tf.where(tf.math.is_nan(flat), nan, tf.where(flat < 0, neg_inf, pos_inf))
+        column = tf.where(finite, b, non_finite)
+        return ranges.table(layout.count(column), implicit_zeros)
+
+    return layout.to_original(tf.cond(no_masks, all_finite, some_not_finite))
+
+
+def _width(bins: int) -> int:
+    """The counted columns of a tensor: the buckets; then column `bins`, for a
+    value pushed past the last bucket's upper edge (it belongs to the last
+    bucket: folding it in on the [n, bins + 4] counts is cheaper than clipping
+    every value); then the NaN, -Inf and +Inf counts."""
+    return bins + 4
+
+
+class _Layout:
+    """n flat tensors concatenated into one, ordered by size.
+
+    A per-tensor value reaches that tensor's values by a broadcast per size
+    class: on CPU a gather per value, or the tf.repeat that makes the segment
+    ids of stats.segmented_chunks, costs several elementwise passes (and
+    under XLA, once a chunk is large, that tf.repeat comes out longer than the
+    chunk, which the segment ops reject). Tensors of one size are made
+    adjacent; models repeat a few shapes many times, so the graph gets few
+    ops. The tensor order is restored on the [n, ...] result.
+    """
+
+    def __init__(self, members: Sequence[tf.Tensor], bins: int):
+        self.n = n = len(members)
+        self.width = _width(bins)
+        self.xla = tf_state.compiling_with_xla()
+        sizes = [m.shape[0] for m in members]
+        static = all(size is not None for size in sizes)
+        classes = {}
+        for i, size in enumerate(sizes):
+            # An unknown size is a class of its own.
+            classes.setdefault(size if size is not None else ("unknown", i), []).append(i)
+        self.order = [i for group in classes.values() for i in group]
+        ordered = [members[i] for i in self.order]
+        # (tensor count, static size or None, dynamic size or None) of each class.
+        self.classes = []
+        for group in classes.values():
+            size = sizes[group[0]]
+            self.classes.append((len(group), size, tf.size(members[group[0]]) if size is None else None))
+        self.flat = ordered[0] if n == 1 else tf.concat(ordered, axis=0)
+        if static:
+            self.sizes = tf.constant([sizes[i] for i in self.order], tf.int32)
+        else:
+            self.sizes = tf.stack([tf.size(m, out_type=tf.int32) for m in ordered])
+        self.ids = self.offsets = self.segments = None
+        if n > 1:
+            if static:
+                ids = np.repeat(np.arange(n, dtype=np.int32), [sizes[i] for i in self.order])
+                self.ids = tf.constant(ids)
+                self.offsets = tf.constant(ids * self.width)
+            else:
+                self.ids = self.broadcast(tf.range(n, dtype=tf.int32))
+                self.offsets = self.ids * self.width
+            # One sorted segment reduction serves any number of size classes
+            # on CPU; XLA has none, and reduces a class (fused) faster than it
+            # scatters into unsorted segments, but cannot split off a class
+            # of unknown size.
+            if not self.xla or not static:
+                self.segments = stats._Segments(self.ids, n)
+
+    def to_sorted(self, values: tf.Tensor) -> tf.Tensor:
+        return values if self._identity() else tf.gather(values, self.order)
+
+    def to_original(self, rows: tf.Tensor) -> tf.Tensor:
+        if self._identity():
+            return rows
+        return tf.gather(rows, np.argsort(self.order).astype(np.int32))
+
+    def _identity(self) -> bool:
+        return self.order == list(range(self.n))
+
+    def broadcast(self, values: tf.Tensor) -> tf.Tensor:
+        """values[i] ([n], in size order) for each value of tensor i: a scalar
+        for a single tensor, broadcasting does the rest."""
+        if self.n == 1:
+            return values[0]
+        pieces = tf.split(values, [count for count, _, _ in self.classes])
+        out = []
+        for piece, (count, size, dynamic) in zip(pieces, self.classes):
+            if dynamic is not None:
+                out.append(tf.broadcast_to(piece, tf.reshape(dynamic, [1])))
+            elif count == 1:
+                out.append(tf.broadcast_to(piece, [size]))
+            elif size:
+                out.append(tf.reshape(tf.broadcast_to(tf.reshape(piece, [count, 1]), [count, size]), [-1]))
+        return tf.concat(out, axis=0) if out else tf.zeros([0], values.dtype)
+
+    def min(self, x: tf.Tensor) -> tf.Tensor:
+        """The min of each tensor's values in x ([n], in size order): the
+        float32 max, 0 or +inf for an empty tensor, depending on the op."""
+        return self.segments.min(x) if self.segments is not None else self._per_class(tf.reduce_min, x)
+
+    def max(self, x: tf.Tensor) -> tf.Tensor:
+        """The max of each tensor's values in x, as min() does."""
+        return self.segments.max(x) if self.segments is not None else self._per_class(tf.reduce_max, x)
+
+    def _per_class(self, reduce, x: tf.Tensor) -> tf.Tensor:
+        lengths = [count * size if dynamic is None else dynamic for count, size, dynamic in self.classes]
+        pieces = tf.split(x, lengths) if len(self.classes) > 1 else [x]
+        out = []
+        for piece, (count, size, dynamic) in zip(pieces, self.classes):
+            if dynamic is not None:
+                out.append(reduce(piece)[None])
+            else:
+                out.append(reduce(tf.reshape(piece, [count, size]), axis=1))
+        return tf.concat(out, axis=0)
+
+    def gather(self, values: tf.Tensor) -> tf.Tensor:
+        """The same as broadcast() with one op, several times slower."""
+        return values[0] if self.n == 1 else tf.gather(values, self.ids)
+
+    def count(self, column: tf.Tensor) -> tf.Tensor:
+        """[n, width] int32 counts of each tensor's values per column (a
+        float32 holding an integer in [0, width), see _width)."""
+        index = tf.cast(column, tf.int32)
+        width = self.width
+        if self.n > 1:
+            index += self.offsets
+        if self.xla:
+            # XLA has no DenseBincount for the dynamic sizes of IndexedSlices
+            # rows, and its scatter-add is as fast.
+            counts = tf.math.unsorted_segment_sum(tf.ones_like(index), index, self.n * width)
+        else:
+            # On CPU, several times faster than a segment sum of ones;
+            # tf.math.bincount would add a pass for the max of its input.
+            no_weights = tf.zeros([0], tf.int32)
+            counts = tf.raw_ops.DenseBincount(input=index, size=self.n * width, weights=no_weights)
+        return tf.reshape(counts, [self.n, width])
+
+
+class _Ranges:
+    """The [min, max] of each of n tensors and the bucket geometry derived from it."""
+
+    def __init__(self, seg_min, seg_max, layout: _Layout, implicit_zeros: Optional[tf.Tensor], bins: int):
+        self.bins = bins
+        # An empty tensor has no min and no max, whatever the reduction gave.
+        stored = layout.sizes > 0
+        seg_min = tf.where(stored, seg_min, float("inf"))
+        seg_max = tf.where(stored, seg_max, float("-inf"))
+        if implicit_zeros is not None:
+            has_zeros = implicit_zeros > 0
+            seg_min = tf.where(has_zeros, tf.minimum(seg_min, 0.0), seg_min)
+            seg_max = tf.where(has_zeros, tf.maximum(seg_max, 0.0), seg_max)
+        # A tensor with no finite value keeps the identities of min and max
+        # (+/-inf), so min > max.
+        self.has_values = seg_min <= seg_max
+        nan = tf.fill(tf.shape(seg_min), float("nan"))
+        self.extremes = tf.stack(
+            [tf.where(self.has_values, seg_min, nan), tf.where(self.has_values, seg_max, nan)], axis=1
+        )
+        lo = tf.where(self.has_values, seg_min, 0.0)
+        hi = tf.where(self.has_values, seg_max, 0.0)
+        # max - min overflows when the values span more than the float32 range
+        # (exploding weights, exactly when the histogram matters), and so may
+        # span * bins in the edges. Scaling such a tensor by a power of two is
+        # exact and keeps every intermediate finite: the span is below twice the
+        # float32 max, and dividing it by 4 * 2**ceil(log2(bins)) >= 4 * bins keeps
+        # span * (b + 1) <= span * bins under half the max, rounding included.
+        shrink = 2.0 ** -(math.ceil(math.log2(bins)) + 2)
+        self.scale = tf.where(tf.math.is_finite((hi - lo) * bins), 1.0, shrink)
+        self.lo = lo * self.scale
+        span = hi * self.scale - self.lo
+        self.has_span = span > 0
+        # A constant tensor's buckets are rewritten in table(); 1 only keeps
+        # its arithmetic finite and in range.
+        self.safe_span = tf.where(self.has_span, span, 1.0)
+        # Grappler (in a tf.function) and XLA rewrite x / bins into
+        # x * (1 / bins), which is not exact unless bins is a power of two:
+        # values on the edges of an integer grid landed in the next bucket.
+        # max(bins, -|lo|) is bins (lo is finite where it matters) but no
+        # compiler can fold it, so the edges are divided for real.
+        self.divisor = tf.maximum(float(bins), -tf.reduce_max(tf.abs(self.lo)))
+
+    def table(self, counts: tf.Tensor, implicit_zeros: Optional[tf.Tensor]) -> tf.Tensor:
+        """The [n, bins + 5] float32 table from the [n, bins + 4] int32 counts."""
+        bins = self.bins
+        last = counts[:, bins - 1 : bins] + counts[:, bins : bins + 1]
+        buckets = tf.concat([counts[:, : bins - 1], last], axis=1)
+        # All the finite values of a constant tensor go to the middle bucket.
+        middle = tf.one_hot(bins // 2, bins, dtype=tf.int32) * tf.reduce_sum(buckets, axis=1, keepdims=True)
+        counts = tf.concat([tf.where(self.has_span[:, None], buckets, middle), counts[:, bins + 1 :]], axis=1)
+        if implicit_zeros is not None:
+            zero = _bucket(tf.zeros_like(self.lo), self.lo, self.safe_span, bins, self.divisor)
+            zero_bucket = tf.where(self.has_span, tf.cast(tf.minimum(zero, bins - 1.0), tf.int32), bins // 2)
+            counts = tf.cast(counts, tf.int64) + tf.one_hot(
+                zero_bucket, bins + 3, dtype=tf.int64
+            ) * implicit_zeros[:, None]
+        return tf.concat([self.extremes, tf.cast(counts, tf.float32)], axis=1)
+
+
+def _bucket(x: tf.Tensor, lo: tf.Tensor, span: tf.Tensor, bins: int, divisor: tf.Tensor) -> tf.Tensor:
+    """The bucket of each x in [lo, lo + span] (broadcast, span > 0), as a
+    float32 holding an integer in [0, bins], where bins stands for bins - 1
+    (see _width). `divisor` is `bins` as _Ranges.divisor makes it.
 
     The same op sequence buckets stored values and the implicit zero of an
     IndexedSlices, so both land where the dense tensor's values would.
     """
-    has_span = span > 0
-    safe_span = tf.where(has_span, span, 1.0)
     # Divide before multiplying, in numpy's order: (x - lo) / span is at most 1,
-    # so nothing overflows even for a span close to the float32 max.
-    guess = tf.floor((x - lo) / safe_span * bins)
-    # Clip in float: casting an out-of-range float to int is undefined.
-    b = tf.cast(tf.clip_by_value(guess, 0.0, bins - 1.0), tf.int32)
+    # so nothing overflows even for a span close to the float32 max. As x >= lo
+    # the guess is in [0, bins]: only its top needs clipping.
+    guess = tf.minimum(tf.floor((x - lo) / span * bins), bins - 1.0)
     # The guess can be one bucket off for a value within a rounding of an edge
     # (1 / 41 * 41 < 1 in float32). Checking it against the edges themselves
     # makes membership exactly edge(b) <= x < edge(b + 1), as in np.histogram.
     # span * k is computed before the division so edges on integer and dyadic
     # grids are exact.
-    b_float = tf.cast(b, tf.float32)
-    lower = lo + span * b_float / bins
-    upper = lo + span * (b_float + 1.0) / bins
-    b = b - tf.cast(x < lower, tf.int32) + tf.cast((x >= upper) & (b < bins - 1), tf.int32)
-    return tf.where(has_span, b, bins // 2)
-
-
-def _segment_histograms(
-    flat: tf.Tensor, ids: tf.Tensor, n: int, bins: int, implicit_zeros: Optional[tf.Tensor]
-) -> tf.Tensor:
-    """The histograms of n segments of `flat`, as a [n, bins + 5] float32 tensor.
-
-    `implicit_zeros` ([n] int64 or None) are zeros each segment stands for but
-    does not store (those of an IndexedSlices).
-    """
-    finite = tf.math.is_finite(flat)
-    big = tf.constant(float("inf"))
-    seg_min = tf.math.unsorted_segment_min(tf.where(finite, flat, big), ids, n)
-    seg_max = tf.math.unsorted_segment_max(tf.where(finite, flat, -big), ids, n)
-    if implicit_zeros is not None:
-        has_zeros = implicit_zeros > 0
-        seg_min = tf.where(has_zeros, tf.minimum(seg_min, 0.0), seg_min)
-        seg_max = tf.where(has_zeros, tf.maximum(seg_max, 0.0), seg_max)
-    # A segment with no finite value keeps the identities of min and max
-    # (+/-inf, or the float32 extremes for an empty segment), so min > max.
-    has_values = seg_min <= seg_max
-    lo = tf.where(has_values, seg_min, 0.0)
-    hi = tf.where(has_values, seg_max, 0.0)
-    # max - min overflows when the values span more than the float32 range
-    # (exploding weights, exactly when the histogram matters), and so may
-    # span * bins in the edges. Scaling such a segment by a power of two is
-    # exact and keeps every intermediate finite: the span is below twice the
-    # float32 max, and dividing it by 4 * 2**ceil(log2(bins)) >= 4 * bins keeps
-    # span * (b + 1) <= span * bins under half the max, rounding included.
-    shrink = 2.0 ** -(math.ceil(math.log2(bins)) + 2)
-    scale = tf.where(tf.math.is_finite((hi - lo) * bins), 1.0, shrink)
-    lo_s = lo * scale
-    span_s = hi * scale - lo_s
-
-    # Non-finite values get the segment's min as a stand-in so the bucket
-    # arithmetic stays finite; their column is chosen below.
-    x = tf.where(finite, flat * tf.gather(scale, ids), tf.gather(lo_s, ids))
-    b = _bucket(x, tf.gather(lo_s, ids), tf.gather(span_s, ids), bins)
-    column = tf.where(
-        finite,
-        b,
-        tf.where(tf.math.is_nan(flat), bins, tf.where(flat < 0, bins + 1, bins + 2)),
-    )
-    # One segment sum counts every bucket and every non-finite kind of every
-    # segment at once: segment id * (bins + 3) + column.
-    width = bins + 3
-    segments = ids * width + column
-    counts = tf.math.unsorted_segment_sum(tf.ones_like(segments), segments, n * width)
-    counts = tf.reshape(counts, [n, width])
-    if implicit_zeros is not None:
-        zero_bucket = _bucket(tf.zeros_like(lo_s), lo_s, span_s, bins)
-        counts = tf.cast(counts, tf.int64) + tf.one_hot(
-            zero_bucket, width, dtype=tf.int64
-        ) * implicit_zeros[:, None]
-    counts = tf.cast(counts, tf.float32)
-    nan = tf.fill([n], float("nan"))
-    extremes = tf.stack([tf.where(has_values, seg_min, nan), tf.where(has_values, seg_max, nan)], axis=1)
-    return tf.concat([extremes, counts], axis=1)
+    above = guess + 1.0
+    lower = lo + span * guess / divisor
+    upper = lo + span * above / divisor
+    return tf.where(x < lower, guess - 1.0, tf.where(x >= upper, above, guess))

@@ -253,3 +253,77 @@ def test_bad_bins_raise(bins):
 
 def test_numpy_integer_bins_are_accepted():
     assert histograms([tf.constant([1.0, 2.0])], np.int64(3)).shape == (1, 8)
+
+
+def _in_every_mode(compute, args):
+    """compute(*args) eagerly, in a tf.function and compiled by XLA."""
+    return [
+        compute(*args).numpy(),
+        tf.function(compute)(*args).numpy(),
+        tf.function(compute, jit_compile=True)(*args).numpy(),
+    ]
+
+
+@pytest.mark.parametrize("bins", [3, 10, 30, 100])
+def test_edges_are_exact_in_every_mode(bins):
+    # Grappler and XLA turn x / bins into x * (1 / bins), which moved values
+    # sitting on an integer or dyadic grid's edges into the next bucket.
+    arrays = [np.arange(-5, 95, dtype=np.float32), np.arange(0, 65, dtype=np.float32) * 0.125 - 5]
+    arrays += [np.arange(-7.25, 9.75, dtype=np.float32), np.arange(0, 1001, dtype=np.float32) * 0.25]
+    for got in _in_every_mode(lambda *a: histograms(list(a), bins), [tf.constant(a) for a in arrays]):
+        _check(arrays, bins, got)
+
+
+def _many_tensors(with_nan):
+    rng = np.random.default_rng(4)
+    arrays = []
+    for i in range(12):
+        # Interleaved sizes (they are bucketed grouped by size, then put back
+        # in order), empty tensors inside and at the end of the chunk.
+        arrays.append(rng.normal(size=(8, 4)).astype(np.float32) * (i + 1))
+        arrays.append(rng.uniform(-1, 3, size=(4,)).astype(np.float32))
+        if i % 5 == 0:
+            arrays.append(np.zeros([0], np.float32))
+    arrays[5] = np.full([4], 2.5, np.float32)
+    arrays[7] = np.arange(-16, 16, dtype=np.float32)
+    if with_nan:
+        arrays[3] = np.full([4], np.nan, np.float32)
+        arrays[9][1] = -np.inf
+    return arrays + [np.zeros([0], np.float32), np.zeros([0, 2], np.float32)]
+
+
+@pytest.mark.parametrize("with_nan", [False, True])
+def test_many_tensors_in_one_chunk_in_every_mode(with_nan):
+    arrays = _many_tensors(with_nan)
+    for got in _in_every_mode(lambda *a: histograms(list(a), 7), [tf.constant(a) for a in arrays]):
+        _check(arrays, 7, got)
+
+
+def test_huge_finite_values_among_other_tensors():
+    # No NaN or Inf, but a span past the float32 max (and a sum that
+    # overflows): the chunk takes the path that rescales.
+    arrays = [
+        np.array([-3e38, 3e38, 0.0, 1.4e38], np.float32),
+        np.array([3e38, 3e38, 2e38], np.float32),
+        np.arange(-3, 4, dtype=np.float32),
+    ]
+    for got in _in_every_mode(lambda *a: histograms(list(a), 4), [tf.constant(a) for a in arrays]):
+        for row, a in zip(got, arrays):
+            np.testing.assert_array_equal(row, numpy_histogram(a.astype(np.float64), 4))
+
+
+def test_indexed_slices_between_empty_tensors_in_every_mode():
+    # Inside a graph the slices' rows have an unknown size, so they share a
+    # chunk only with the empty tensors around them.
+    values = np.array([[1.0, -2.0], [np.nan, 4.0], [0.5, 0.5]], np.float32)
+    indices = np.array([3, 1, 3], np.int32)
+    dense = np.zeros([6, 2], np.float32)
+    np.add.at(dense, indices, values)
+    empty = np.zeros([0], np.float32)
+
+    def compute(e, v, i, d):
+        return histograms([e, tf.IndexedSlices(v, i, tf.constant([6, 2], tf.int64)), e, d], 5)
+
+    args = [tf.constant(empty), tf.constant(values), tf.constant(indices), tf.constant([1.0, 2.0, 3.0])]
+    for got in _in_every_mode(compute, args):
+        _check([empty, dense, empty, np.array([1.0, 2.0, 3.0], np.float32)], 5, got)
