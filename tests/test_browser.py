@@ -17,14 +17,7 @@ from playwright.sync_api import expect
 import plugin_logs
 from conftest import tensorboard_process, wait_for_json
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
+from bench._scale_common import CHROMIUM, CHROMIUM_FLAGS  # one Chromium setup for tests and benchmarks
 
 
 @pytest.fixture(scope="module")
