@@ -220,8 +220,25 @@ def segmented_chunks(flats: Sequence[tf.Tensor]):
         else:
             flat = tf.concat(members, axis=0)
             lengths = tf.stack([tf.size(m, out_type=tf.int32) for m in members])
-            ids = tf.repeat(tf.range(len(members), dtype=tf.int32), lengths)
+            ids = _segment_ids(lengths, tf.size(flat, out_type=tf.int32))
         yield group, flat, ids
+
+
+def _segment_ids(lengths: tf.Tensor, total: tf.Tensor) -> tf.Tensor:
+    """[total] ids: i repeated lengths[i] times.
+
+    tf.repeat does this on CPU, but under XLA it pads every segment to the
+    longest one, so a large kernel beside a small bias makes ids longer than
+    the data, which the segment ops reject. There a cumulative sum of ones
+    placed at each segment's start gives the same ids in one pass.
+    """
+    if not tf_state.compiling_with_xla():
+        return tf.repeat(tf.range(tf.size(lengths), dtype=tf.int32), lengths)
+    starts = tf.cumsum(lengths, exclusive=True)[1:]
+    marks = tf.tensor_scatter_nd_add(
+        tf.zeros([total], tf.int32), starts[:, None], tf.ones_like(starts)
+    )
+    return tf.cumsum(marks)
 
 
 def _dense_stats(tensors: Sequence) -> tf.Tensor:

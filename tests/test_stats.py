@@ -74,6 +74,18 @@ def test_runs_inside_xla():
     np.testing.assert_allclose(got[0, 1], np.sqrt(5.0), rtol=1e-6)
 
 
+def test_xla_chunk_of_a_large_kernel_beside_a_small_bias():
+    # Under XLA, tf.repeat pads every segment to the longest, so ids made
+    # with it came out longer than the chunk and the segment ops failed.
+    rng = np.random.default_rng(5)
+    tensors = [rng.normal(size=(600, 1000)).astype(np.float32), rng.normal(size=64).astype(np.float32)]
+    tensors += [rng.normal(size=(64, 64)).astype(np.float32) for _ in range(3)]
+    compute = tf.function(lambda *ts: stats.tensor_stats(list(ts)), jit_compile=True)
+    got = compute(*[tf.constant(t) for t in tensors]).numpy()
+    for row, t in zip(got, tensors):
+        np.testing.assert_allclose(row, numpy_stats(t), rtol=2e-4, atol=1e-6)
+
+
 def _awkward_tensors():
     """Tensors for every path of the segment reductions: NaN and Inf among
     finite values, all NaN, empty ones (also last, which sorted segment
