@@ -80,7 +80,7 @@ setup(
     ],
     extras_require={
         "pandas": ["pandas"],
-        "test": ["pytest", "pandas", "playwright"],
+        "test": ["pytest", "pandas", "playwright", "hypothesis"],
     },
     entry_points={
         "tensorboard_plugins": ["weight_health = tb_weightnorm.plugin:WeightHealthLoader"],

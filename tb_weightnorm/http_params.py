@@ -2,12 +2,22 @@
 
 A bad or missing parameter is a 400 and an unknown name a 404, each with a
 message naming the parameter, so the tab (or a user with curl) can see what to
-fix.
+fix. A parameter that takes one value and is given twice is a 400 too:
+answering for either value would hide which one was meant.
 """
 
 from __future__ import annotations
 
+import re
 from typing import List, Optional, Sequence
+
+# Steps are int64 in event files: a number past these is no step.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# Plain decimal integers only: Python's int() also takes "1_000", " 7 " and
+# non-ASCII digits, which no client means as a step.
+_INTEGER = re.compile(r"-?[0-9]+")
+# The most characters of a name or value an error message repeats.
+SHOWN_CHARS = 120
 
 
 class HttpError(Exception):
@@ -26,9 +36,26 @@ def not_found(message: str) -> HttpError:
     return HttpError(404, message)
 
 
+def quoted(value: str) -> str:
+    """`value` as an error message shows it: its repr (so a NUL byte or a
+    trailing space is visible), cut short if long, so a 10,000-character run
+    name does not come back as a 10,000-character message."""
+    if len(value) <= SHOWN_CHARS:
+        return repr(value)
+    return f"{value[:SHOWN_CHARS]!r}... ({len(value)} characters)"
+
+
+def _one(request, name: str) -> Optional[str]:
+    """The value of a parameter that takes one; None when absent."""
+    values = request.args.getlist(name)
+    if len(values) > 1:
+        raise bad_request(f"parameter {name!r} is given {len(values)} times; give it once")
+    return values[0] if values else None
+
+
 def required(request, name: str) -> str:
-    """A parameter that must be given, non-empty."""
-    value = request.args.get(name)
+    """A parameter that must be given, once, non-empty."""
+    value = _one(request, name)
     if value is None or value == "":
         raise bad_request(f"missing parameter {name!r}")
     return value
@@ -45,16 +72,18 @@ def listed(request, name: str, *, at_least_one: bool = False) -> List[str]:
 
 
 def integer(request, name: str, *, minimum: Optional[int] = None, required: bool = False) -> Optional[int]:
-    """An integer parameter; None when absent (unless `required`)."""
-    value = request.args.get(name)
+    """A decimal integer parameter within int64; None when absent (unless `required`)."""
+    value = _one(request, name)
     if value is None or value == "":
         if required:
             raise bad_request(f"missing parameter {name!r}")
         return None
-    try:
-        number = int(value)
-    except ValueError:
-        raise bad_request(f"parameter {name!r} must be an integer; got {value!r}") from None
+    # Digits past int64's 19 are out of range anyway; not parsed at all.
+    if not _INTEGER.fullmatch(value) or len(value.lstrip("-").lstrip("0")) > 19:
+        raise bad_request(f"parameter {name!r} must be an integer from {INT64_MIN} to {INT64_MAX}; got {quoted(value)}")
+    number = int(value)
+    if not INT64_MIN <= number <= INT64_MAX:
+        raise bad_request(f"parameter {name!r} must be an integer from {INT64_MIN} to {INT64_MAX}; got {quoted(value)}")
     if minimum is not None and number < minimum:
         raise bad_request(f"parameter {name!r} must be at least {minimum}; got {number}")
     return number
@@ -62,13 +91,13 @@ def integer(request, name: str, *, minimum: Optional[int] = None, required: bool
 
 def choice(request, name: str, choices: Sequence[str], default: Optional[str] = None) -> str:
     """One of `choices`; `default` when absent (required if there is none)."""
-    value = request.args.get(name)
+    value = _one(request, name)
     if value is None or value == "":
         if default is None:
             raise bad_request(f"missing parameter {name!r} (one of {', '.join(choices)})")
         return default
     if value not in choices:
-        raise bad_request(f"parameter {name!r} must be one of {', '.join(choices)}; got {value!r}")
+        raise bad_request(f"parameter {name!r} must be one of {', '.join(choices)}; got {quoted(value)}")
     return value
 
 
@@ -79,3 +108,9 @@ def max_steps(request, *, default: Optional[int], cap: int) -> Optional[int]:
     if value is None:
         return default
     return min(value, cap)
+
+
+def quoted_all(values: Sequence[str], shown: int = 5) -> str:
+    """Several values as an error message shows them: the first few, quoted."""
+    text = ", ".join(quoted(v) for v in values[:shown])
+    return text if len(values) <= shown else f"{text} and {len(values) - shown} more"

@@ -36,7 +36,7 @@ from tb_weightnorm import (
 )
 from tb_weightnorm import http_params as params
 from tb_weightnorm.history import NormHistory
-from tb_weightnorm.http_params import HttpError, not_found
+from tb_weightnorm.http_params import HttpError, not_found, quoted
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ def _thinned(
 def _column(history: NormHistory, stat: str) -> np.ndarray:
     column = history.column(stat)
     if column is None:
-        raise not_found(f"run {history.run!r} has no stat {stat!r}; it has {', '.join(history.stats)}")
+        raise not_found(f"run {quoted(history.run)} has no stat {quoted(stat)}; it has {', '.join(history.stats)}")
     return column
 
 
@@ -301,7 +301,7 @@ class WeightHealthPlugin(base_plugin.TBPlugin):
         }
         for run in runs or ():
             if run not in known:
-                raise not_found(f"run {run!r} has no Weight Health data")
+                raise not_found(f"run {quoted(run)} has no Weight Health data")
         return known
 
     def _decoded(self, ctx, eid: str, run: str, tags: Mapping[str, Any]) -> Optional[NormHistory]:
@@ -319,7 +319,7 @@ class WeightHealthPlugin(base_plugin.TBPlugin):
         ctx, eid = self._where(request)
         history = self._decoded(ctx, eid, run, tags)
         if history is None:
-            raise not_found(f"run {run!r} has no readable Weight Health data (see TensorBoard's log)")
+            raise not_found(f"run {quoted(run)} has no readable Weight Health data (see TensorBoard's log)")
         return history
 
     def _run_history(self, request, run: str) -> NormHistory:
@@ -341,10 +341,10 @@ class WeightHealthPlugin(base_plugin.TBPlugin):
         series = kernel_grid_reader.list_kernel_grids(self._data_provider, ctx, eid, [run]).get(run, {})
         if not series:
             self._listing(request, [run])  # 404 if the run is unknown
-            raise not_found(f"run {run!r} has no kernel grids")
+            raise not_found(f"run {quoted(run)} has no kernel grids")
         found = kernel_grid_reader.grids_by_variable(run, series).get(variable)
         if found is None:
-            raise not_found(f"run {run!r} has no kernel grid of variable {variable!r}")
+            raise not_found(f"run {quoted(run)} has no kernel grid of variable {quoted(variable)}")
         tag, info = found
         return self._cache.get(
             (eid, run, "kernel_grid", tag),
@@ -459,7 +459,7 @@ class WeightHealthPlugin(base_plugin.TBPlugin):
         else:
             index = history.step_index(step)
             if index is None:
-                raise not_found(f"run {run!r} has no logged step {step}")
+                raise not_found(f"run {quoted(run)} has no logged step {step}")
         rows = wire.json_values(history.values[index])
         return {
             "run": run,
@@ -485,7 +485,7 @@ class WeightHealthPlugin(base_plugin.TBPlugin):
         position = {v: i for i, v in enumerate(history.variables)}
         unknown = [v for v in wanted if v not in position]
         if unknown:
-            raise not_found(f"run {run!r} has no variable {unknown[0]!r}")
+            raise not_found(f"run {quoted(run)} has no variable {quoted(unknown[0])}")
         rows = [position[v] for v in wanted] if wanted else list(range(len(history.variables)))
         values, steps = _thinned(history, column[:, rows], limit, how)
         return {"run": run, "stat": stat, **steps, "series": _series(history, rows, values, None)}
@@ -526,7 +526,7 @@ class WeightHealthPlugin(base_plugin.TBPlugin):
             for run in runs
         ]
         if not any(e["stat_logged"] for e in entries):
-            raise not_found(f"no run of {', '.join(map(repr, runs))} has stat {stat!r}")
+            raise not_found(f"no run of {params.quoted_all(runs)} has stat {quoted(stat)}")
         return {"stat": stat, "max_steps": limit, "runs": entries}
 
     @staticmethod
@@ -561,7 +561,7 @@ class WeightHealthPlugin(base_plugin.TBPlugin):
             history = self._histogram_history(request, run, listing[run])
             found = history.of(variable, kind) if history is not None else None
             if found is None:
-                missing = "no histograms" if history is None else f"no {kind} histogram of {variable!r}"
+                missing = "no histograms" if history is None else f"no {kind} histogram of {quoted(variable)}"
                 entries.append({"run": run, "missing": missing})
                 continue
             picked = wire.evenly_spaced(len(found.steps), limit)
@@ -575,7 +575,7 @@ class WeightHealthPlugin(base_plugin.TBPlugin):
             )
         if all("missing" in e for e in entries):
             raise not_found(
-                f"no run of {', '.join(map(repr, runs))} has a {kind} histogram of variable {variable!r}"
+                f"no run of {params.quoted_all(runs)} has a {kind} histogram of variable {quoted(variable)}"
             )
         return {"variable": variable, "kind": kind, "max_steps": limit, "runs": entries}
 
@@ -613,14 +613,14 @@ class WeightHealthPlugin(base_plugin.TBPlugin):
         step = params.integer(request, "step", required=True)
         image = self._kernel_grids(request, run, variable).at(step)
         if image is None:
-            raise not_found(f"run {run!r} has no kernel grid of {variable!r} at step {step}")
+            raise not_found(f"run {quoted(run)} has no kernel grid of {quoted(variable)} at step {step}")
         ctx, _ = self._where(request)
         png = kernel_grid_reader.read_png(self._data_provider, ctx, image)
         if png is None:
             reader.warn_once(
                 "tb_weightnorm: the kernel grid of %r at step %d in run %r is not a PNG", variable, step, run
             )
-            raise not_found(f"the kernel grid of {variable!r} at step {step} in run {run!r} is unreadable")
+            raise not_found(f"the kernel grid of {quoted(variable)} at step {step} in run {quoted(run)} is unreadable")
         return http_util.Respond(request, png, "image/png")
 
     @_json_route
