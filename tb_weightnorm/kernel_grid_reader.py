@@ -22,6 +22,9 @@ from tb_weightnorm import metadata, reader
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _BLOBS = ("width", "height", "png", "info")
+# The widest or tallest grid image believed: far above what kernel_grid draws
+# (64 filters by default), far below what would stretch the tab's layout.
+MAX_SIDE = 1 << 14
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,20 +107,32 @@ def read_kernel_grids(
 ) -> KernelGridHistory:
     """The grid images of time series `tag` of `run`, without their PNGs (those
     are read one at a time by `read_png`)."""
-    data = data_provider.read_blob_sequences(
-        ctx,
-        experiment_id=experiment_id,
-        plugin_name=metadata.PLUGIN_NAME,
-        downsample=reader.ALL_STEPS,
-        run_tag_filter=provider_lib.RunTagFilter(runs=[run], tags=[tag]),
-    ).get(run, {})
-    images = []
+    try:
+        data = data_provider.read_blob_sequences(
+            ctx,
+            experiment_id=experiment_id,
+            plugin_name=metadata.PLUGIN_NAME,
+            downsample=reader.ALL_STEPS,
+            run_tag_filter=provider_lib.RunTagFilter(runs=[run], tags=[tag]),
+        ).get(run, {})
+    except (ValueError, TypeError) as exc:  # a step the data provider cannot decode
+        reader.warn_once(
+            ("blobs", run, tag),
+            "tb_weightnorm: skipping %s of run %r: TensorBoard's data provider cannot decode it (%s: %s)",
+            tag,
+            run,
+            type(exc).__name__,
+            exc,
+        )
+        data = {}
+    images, skipped = [], []
     for datum in data.get(tag, []):
         try:
             images.append(_image(data_provider, ctx, datum))
         except (errors.PublicError, ValueError, TypeError) as exc:
             # ValueError covers bad numbers, bad UTF-8 and bad JSON alike.
-            reader.warn_once("tb_weightnorm: skipping step %d of %s in run %r: %s", datum.step, tag, run, exc)
+            skipped.append((int(datum.step), str(exc)))
+    reader.warn_skipped_steps(run, tag, skipped, len(images) + len(skipped))
     images.sort(key=lambda image: image.step)
     return KernelGridHistory(run=run, info=info, images=tuple(images))
 
@@ -131,15 +146,15 @@ def _image(data_provider, ctx, datum: provider_lib.BlobSequenceDatum) -> KernelG
         return data_provider.read_blob(ctx, blob_key=ref.blob_key).decode("utf-8")
 
     size = int(text(width)), int(text(height))
-    if min(size) < 1:
-        raise ValueError(f"image size {size[0]} x {size[1]}")
+    if min(size) < 1 or max(size) > MAX_SIDE:
+        raise ValueError(f"image size {size[0]} x {size[1]} (each side must be 1 to {MAX_SIDE} pixels)")
     extra = json.loads(text(info))
     if not isinstance(extra, dict):
         raise ValueError(f"image info is not a JSON object: {extra!r}")
     scale, shown = extra.get("scale"), extra.get("filters_shown")
     return KernelGridImage(
         step=int(datum.step),
-        wall_time=float(datum.wall_time),
+        wall_time=reader.wall_time(datum.wall_time),
         width=size[0],
         height=size[1],
         scale=float(scale) if isinstance(scale, (int, float)) and math.isfinite(scale) else None,

@@ -126,7 +126,7 @@ def _thinned(
         "reduce": how,
         "steps": last.tolist(),
         "first_steps": first.tolist(),
-        "wall_times": wall_times.tolist(),
+        "wall_times": wire.json_values(wall_times),
     }
 
 
@@ -415,7 +415,7 @@ class WeightHealthPlugin(base_plugin.TBPlugin):
     def _run_info(run: str, tags: Mapping[str, Any], grids: Mapping[str, Any]) -> Dict[str, Any]:
         """What a run holds, from its metadata alone."""
         norms = reader.with_prefix(tags, metadata.NORM_TABLE_TAG_PREFIX)
-        tables = reader.readable_names(run, norms, metadata.norm_table_names).values()
+        tables = reader.norm_table_names(run, norms).values()
         variables = {v: l for names in tables for v, l in zip(names.variables, names.layers)}
         stats = {s: None for names in tables for s in names.stats}
         notes = sorted({names.gradient_note for names in tables if names.gradient_note})
@@ -464,7 +464,7 @@ class WeightHealthPlugin(base_plugin.TBPlugin):
         return {
             "run": run,
             "step": int(history.steps[index]),
-            "wall_time": float(history.wall_times[index]),
+            "wall_time": wire.json_number(history.wall_times[index]),
             "steps": history.steps.tolist(),
             "stats": list(history.stats),
             "rows": [
@@ -594,7 +594,7 @@ class WeightHealthPlugin(base_plugin.TBPlugin):
             "images": [
                 {
                     "step": image.step,
-                    "wall_time": image.wall_time,
+                    "wall_time": wire.json_number(image.wall_time),
                     "width": image.width,
                     "height": image.height,
                     "scale": None if image.scale is None else wire.json_values([image.scale], DIGITS)[0],
@@ -618,7 +618,12 @@ class WeightHealthPlugin(base_plugin.TBPlugin):
         png = kernel_grid_reader.read_png(self._data_provider, ctx, image)
         if png is None:
             reader.warn_once(
-                "tb_weightnorm: the kernel grid of %r at step %d in run %r is not a PNG", variable, step, run
+                ("png", run, variable),
+                "tb_weightnorm: the kernel grid of %r at step %d in run %r is not a PNG; "
+                "it is answered 404 (said once per kernel grid, whichever of its steps)",
+                variable,
+                step,
+                run,
             )
             raise not_found(f"the kernel grid of {quoted(variable)} at step {step} in run {quoted(run)} is unreadable")
         return http_util.Respond(request, png, "image/png")
@@ -654,7 +659,7 @@ def _histogram(found: histogram_reader.VariableHistograms, i: int) -> Dict[str, 
     nan, neg_inf, pos_inf = wire.json_counts(row[-3:])
     return {
         "step": int(found.steps[i]),
-        "wall_time": float(found.wall_times[i]),
+        "wall_time": wire.json_number(found.wall_times[i]),
         "min": low,
         "max": high,
         "counts": wire.json_counts(row[2:-3]),

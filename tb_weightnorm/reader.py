@@ -8,7 +8,7 @@ The listing and checked-reading helpers here serve the histogram reader too.
 from __future__ import annotations
 
 import logging
-from typing import Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, TypeVar
+from typing import Callable, Dict, Hashable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
 from tensorboard.data import provider as provider_lib
@@ -53,19 +53,44 @@ def list_norm_series(
     return {r: tags for r, tags in norms.items() if tags}
 
 
-def warn_once(message: str, *args) -> None:
-    """Logs a warning about the data the first time it is seen: the tab asks
-    for the same run every few seconds, and one warning per problem is enough."""
-    text = message % args
-    if text in _warned:
+def warn_once(key: Hashable, message: str, *args) -> None:
+    """Logs a warning about the data the first time `key` is seen: the tab
+    asks for the same run every few seconds, and one warning per problem
+    (per time series, not per step or request) is enough."""
+    if key in _warned:
         return
-    if len(_warned) < _MAX_WARNED:
-        _warned.add(text)
-    logger.warning(text)
+    if len(_warned) >= _MAX_WARNED:
+        # Past this many problems, the log has made the point.
+        logger.debug(message, *args)
+        return
+    _warned.add(key)
+    logger.warning(message, *args)
 
 
 _warned: set = set()
 _MAX_WARNED = 10_000
+# Steps named in the one warning about a series' unreadable steps.
+_EXAMPLES = 3
+
+
+def warn_skipped_steps(run: str, tag: str, skipped: Sequence[Tuple[int, str]], total: int) -> None:
+    """The one warning about the unreadable steps of time series `tag`:
+    how many were skipped of `total`, and why, for the first few."""
+    if not skipped:
+        return
+    reasons = "; ".join(f"step {step}: {reason}" for step, reason in skipped[:_EXAMPLES])
+    if len(skipped) > _EXAMPLES:
+        reasons += f"; and {len(skipped) - _EXAMPLES} more"
+    warn_once(
+        ("steps", run, tag),
+        "tb_weightnorm: skipping %d of the %d steps of %s in run %r, which cannot be read (%s); "
+        "the other steps are shown",
+        len(skipped),
+        total,
+        tag,
+        run,
+        reasons,
+    )
 
 
 def readable_names(
@@ -80,15 +105,33 @@ def readable_names(
         try:
             names = parse(s.plugin_content)
         except metadata.UnreadableMetadata as exc:
-            warn_once("tb_weightnorm: skipping %s of run %r: %s", tag, run, exc)
+            warn_once(("names", run, tag), "tb_weightnorm: skipping %s of run %r: %s", tag, run, exc)
             continue
         if names is None:
             warn_once(
+                ("names", run, tag),
                 "tb_weightnorm: skipping %s of run %r: its first event, which names the rows, "
                 "is missing",
                 tag,
                 run,
             )
+            continue
+        named[tag] = names
+    return named
+
+
+def norm_table_names(
+    run: str, series: Mapping[str, provider_lib.TensorTimeSeries]
+) -> Dict[str, metadata.NormTableNames]:
+    """The names of each norm table series of `series` ({tag: series}) that
+    can be read: as `readable_names`, and skipping (with a warning) a table
+    with a column that is neither stored nor computable from those stored."""
+    named = {}
+    for tag, names in readable_names(run, series, metadata.norm_table_names).items():
+        try:
+            table_codec.with_derived(np.zeros((0, len(names.stored_stats)), np.float32), names.stored_stats, names.stats)
+        except table_codec.CorruptTable as exc:
+            warn_once(("names", run, tag), "tb_weightnorm: skipping %s of run %r: %s", tag, run, exc)
             continue
         named[tag] = names
     return named
@@ -113,8 +156,8 @@ def read_checked(
 ) -> List[Tuple[N, List[TableDatum]]]:
     """Every kept step of the time series `named` ({tag: names}), each with
     its names, decoded to float32 arrays; steps that do not decode to the
-    shape `shape_of(names)` are skipped with a warning, and series left with
-    no step are left out.
+    shape `shape_of(names)` are skipped (one warning per series), and series
+    left with no step are left out.
 
     Args:
         shape_of: the shape a step's stored values have.
@@ -123,29 +166,74 @@ def read_checked(
     """
     if not named:
         return []
-    data = data_provider.read_tensors(
-        ctx,
-        experiment_id=experiment_id,
-        plugin_name=metadata.PLUGIN_NAME,
-        downsample=ALL_STEPS,
-        run_tag_filter=provider_lib.RunTagFilter(runs=[run], tags=list(named)),
-    ).get(run, {})
+    data = _read_tensors(data_provider, ctx, experiment_id, run, list(named))
     out = []
     for tag, names in named.items():
         expected = tuple(shape_of(names))
-        datums = []
+        datums, skipped = [], []
         for datum in data.get(tag, []):
             try:
                 values = decoded_values(datum.numpy, expected)
                 if complete is not None:
                     values = complete(names, values)
             except table_codec.CorruptTable as exc:
-                warn_once("tb_weightnorm: skipping step %d of %s in run %r: %s", datum.step, tag, run, exc)
+                skipped.append((int(datum.step), str(exc)))
                 continue
-            datums.append(TableDatum(int(datum.step), float(datum.wall_time), values))
+            datums.append(TableDatum(int(datum.step), wall_time(datum.wall_time), values))
+        warn_skipped_steps(run, tag, skipped, len(datums) + len(skipped))
         if datums:
             out.append((names, datums))
     return out
+
+
+def wall_time(value: float) -> float:
+    """An event's wall time; NaN (JSON null) for one that is not a time."""
+    value = float(value)
+    return value if np.isfinite(value) else float("nan")
+
+
+def _read_tensors(data_provider, ctx, experiment_id: str, run: str, tags: List[str]) -> Dict[str, list]:
+    """The kept steps of `tags` of `run`, by tag. TensorBoard's data
+    providers decode every step's tensor and fail at the first they cannot
+    (a tensor whose bytes do not fill its shape, or of an unknown dtype):
+    then each series is read alone, and only those that fail are skipped,
+    with a warning. Other failures (the data server gone) are raised."""
+
+    def read(wanted: List[str]):
+        return data_provider.read_tensors(
+            ctx,
+            experiment_id=experiment_id,
+            plugin_name=metadata.PLUGIN_NAME,
+            downsample=ALL_STEPS,
+            run_tag_filter=provider_lib.RunTagFilter(runs=[run], tags=wanted),
+        ).get(run, {})
+
+    try:
+        return read(tags)
+    except (ValueError, TypeError) as exc:  # what decoding a malformed tensor raises
+        if len(tags) == 1:
+            _warn_undecodable(run, tags[0], exc)
+            return {}
+    data = {}
+    for tag in tags:
+        try:
+            data.update(read([tag]))
+        except (ValueError, TypeError) as exc:
+            _warn_undecodable(run, tag, exc)
+    return data
+
+
+def _warn_undecodable(run: str, tag: str, exc: Exception) -> None:
+    logger.debug("tb_weightnorm: reading %s of run %r failed", tag, run, exc_info=exc)
+    warn_once(
+        ("tensors", run, tag),
+        "tb_weightnorm: skipping %s of run %r: TensorBoard's data provider cannot decode its tensors "
+        "(%s: %s); the run's other time series are shown",
+        tag,
+        run,
+        type(exc).__name__,
+        exc,
+    )
 
 
 def decoded_values(array: np.ndarray, expected: Tuple[int, ...]) -> np.ndarray:
@@ -183,19 +271,15 @@ def read_norm_history(
     """
     if series is None:
         series = list_norm_series(data_provider, ctx, experiment_id, run).get(run, {})
-    named = readable_names(run, series, metadata.norm_table_names)
-    derivable = {}
-    for tag, names in named.items():
-        try:
-            table_codec.with_derived(np.zeros((0, len(names.stored_stats)), np.float32), names.stored_stats, names.stats)
-        except table_codec.CorruptTable as exc:
-            warn_once("tb_weightnorm: skipping %s of run %r: %s", tag, run, exc)
-            continue
-        derivable[tag] = names
     # The columns computed on reading are computed in `_merge`, once for all
     # the steps rather than once per step.
     tables = read_checked(
-        data_provider, ctx, experiment_id, run, derivable, lambda n: (len(n.variables), len(n.stored_stats))
+        data_provider,
+        ctx,
+        experiment_id,
+        run,
+        norm_table_names(run, series),
+        lambda n: (len(n.variables), len(n.stored_stats)),
     )
     if not tables:
         return None
@@ -230,7 +314,8 @@ def _merge(run: str, tables) -> NormHistory:
     first = tables[0][0]
     if not (len(tables) == 1 and len(first.variables) == len(variables) and len(tables[0][1]) == len(steps)):
         values.fill(np.nan)  # something is not measured somewhere
-    wall_times = np.zeros(len(steps), np.float64)
+    # NaN (null in JSON) for a step whose events all carry no usable time.
+    wall_times = np.full(len(steps), np.nan)
     for names, datums in tables:
         rows = np.array([variables[v] for v in names.variables], dtype=np.intp)
         every_row = np.array_equal(rows, np.arange(len(variables)))
@@ -242,7 +327,7 @@ def _merge(run: str, tables) -> NormHistory:
                 values[s][:, stored] = datum.values
             else:
                 values[s][np.ix_(rows, stored)] = datum.values
-            wall_times[s] = max(wall_times[s], datum.wall_time)
+            wall_times[s] = np.fmax(wall_times[s], datum.wall_time)
         _derive_columns(values, stats, names, np.unique(positions), rows)
     return NormHistory(
         run=run,

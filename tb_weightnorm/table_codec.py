@@ -76,8 +76,10 @@ def decode(blob: bytes, shape: Sequence[int]) -> np.ndarray:
         raw = inflater.decompress(blob[1:], size + 1)
     except zlib.error as exc:
         raise CorruptTable(f"table bytes do not inflate: {exc}") from None
-    if len(raw) != size or not inflater.eof:
+    if len(raw) != size:
         raise CorruptTable(f"table holds {'more than ' if len(raw) > size else ''}{len(raw)} bytes, expected {size}")
+    if not inflater.eof:
+        raise CorruptTable("table bytes end before their deflate stream does (cut short)")
     planes = np.frombuffer(raw, np.uint8).reshape(4, -1)
     # One plane at a time into its byte of each float: about 4 times faster
     # than a contiguous copy of the transpose.
