@@ -225,3 +225,78 @@ def train_hostile(logdir: str) -> str:
         model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[callback])
         shutil.move(os.path.join(scratch, "train"), run_dir)
     return run_dir
+
+
+# Runs and a model whose names are HTML, quotes, Unicode and very long, for
+# the tab's escaping. Each `onerror` or script would set WINDOW_FLAG.
+WINDOW_FLAG = "__weight_health_injected"
+NAMED_LAYERS = {
+    "img": f'<img src=x onerror="window.{WINDOW_FLAG}=1">',
+    # Keras refuses "/" in a name, so no closing tags.
+    "svg": f"<svg onload=window.{WINDOW_FLAG}=2><script>window.{WINDOW_FLAG}=5",
+    "quotes": "it's \"quoted\" `ticked` & <b>bold &amp; <script>alert(1)",
+    "unicode": "\u202eRTL\u202c \u05e9\u05dc\u05d5\u05dd \U0001f525\U0001f9e0 e\u0301\u0302 \u5c64\u306e\u540d\u524d",
+    "long": "deep_" + "x" * 1200,
+}
+NAMED_VARIABLE = f"<img src=x onerror=window.{WINDOW_FLAG}=3>"  # a weight of the "long" layer
+NAMED_RUNS = [
+    f"<img src=x onerror=window.{WINDOW_FLAG}=4>",
+    "run 'single' \"double\" `back` & a=b#c%20d",
+    "\u05e9\u05dc\u05d5\u05dd \U0001f525 \u5b9f\u9a13 e\u0301",
+    "/".join(["r" * 250] * 5),  # 1,254 characters, in folders of 250
+]
+NAMED_STEPS = 10
+# The first layer's kernel turns NaN before this (1-based) logged step: a
+# finding names it.
+NAMED_NAN_STEP = 7
+
+
+def train_named(logdir: str) -> list:
+    """NAMED_RUNS: each a model with NAMED_LAYERS (the "long" one holding
+    NAMED_VARIABLE) trained in an eager custom loop with `tb_weightnorm.log`
+    every step, histograms too; in the first run the "img" layer's kernel
+    turns NaN at NAMED_NAN_STEP. Returns the run folders."""
+    import keras
+    import tensorflow as tf
+
+    import tb_weightnorm
+
+    class Scale(keras.layers.Layer):
+        def build(self, input_shape):
+            self.scale = self.add_weight(shape=(input_shape[-1],), name=NAMED_VARIABLE, initializer="ones")
+
+        def call(self, x):
+            return x * self.scale
+
+    folders = []
+    for i, run in enumerate(NAMED_RUNS):
+        keras.utils.set_random_seed(5 + i)
+        model = keras.Sequential(
+            [keras.Input((4,))]
+            + [keras.layers.Dense(4, activation="tanh", name=NAMED_LAYERS[k]) for k in ("img", "svg", "quotes", "unicode")]
+            + [Scale(name=NAMED_LAYERS["long"]), keras.layers.Dense(1, name="out")],
+            name="named",
+        )
+        optimizer = keras.optimizers.SGD(0.05)
+        rng = np.random.default_rng(5)
+        x = tf.constant(rng.normal(size=(16, 4)).astype("float32"))
+        y = tf.constant(rng.normal(size=(16, 1)).astype("float32"))
+        folder = os.path.join(logdir, run)
+        writer = tf.summary.create_file_writer(folder)
+        # Eager: a traced step would open a TensorFlow name scope per layer,
+        # and TensorFlow refuses these names in one.
+        for step in range(1, NAMED_STEPS + 1):
+            if i == 0 and step == NAMED_NAN_STEP:
+                kernel = model.layers[0].kernel
+                value = np.array(kernel.numpy())
+                value[0, 0] = np.nan
+                kernel.assign(value)
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean((model(x, training=True) - y) ** 2)
+            grads = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply(grads, model.trainable_variables)
+            with writer.as_default():
+                tb_weightnorm.log(model, gradients=grads, step=step, histogram_every_n_steps=1, histogram_bins=8)
+        writer.close()
+        folders.append(folder)
+    return folders

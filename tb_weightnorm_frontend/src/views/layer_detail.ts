@@ -111,7 +111,7 @@ export function createLayerDetail(handlers: LayerDetailHandlers): LayerDetailVie
   const renderChips = (runs: RunChip[]) => {
     clear(chips);
     for (const chip of runs) {
-      const button = el('button', {className: 'wh-chip', testId: 'run-chip', attrs: {type: 'button', 'aria-pressed': String(chip.shown), title: chip.shown ? 'Hide this run' : 'Overlay this run'}}, [
+      const button = el('button', {className: 'wh-chip', testId: 'run-chip', attrs: {type: 'button', 'aria-pressed': String(chip.shown), title: `${chip.run}: ${chip.shown ? 'hide this run' : 'overlay this run'}`}}, [
         el('span', {className: 'wh-swatch'}),
         document.createTextNode(chip.run),
       ]);
