@@ -56,22 +56,32 @@ def assert_nothing_ran(page, frame_element):
 
 
 def assert_no_sideways_scroll(frame_element):
-    """The tab's page is never wider than its window: long names wrap, are
-    cut with an ellipsis, or scroll inside their own panel."""
+    """The tab's page is never wider than its window, and nothing sticks out
+    of its panel: long names wrap, are cut with an ellipsis, or scroll
+    inside their own panel."""
     frame = frame_element.content_frame()
     widths = frame.evaluate(
         """() => ({page: document.documentElement.scrollWidth, body: document.body.scrollWidth,
                    window: document.documentElement.clientWidth})"""
     )
-    # What sticks out, outermost first, unless a panel that scrolls holds it.
+    # What sticks out of its panel (a chart, or else a section), unless
+    # something between them scrolls.
     sticking_out = frame.evaluate(
         """() => {
             const width = document.documentElement.clientWidth;
-            const clipped = e => { for (let p = e.parentElement; p && p !== document.body; p = p.parentElement) {
-                const s = getComputedStyle(p); if (s.overflowX !== 'visible') return true; } return false; };
-            return [...document.body.querySelectorAll('*')]
-                .filter(e => e.getClientRects().length && e.getBoundingClientRect().right > width + 1 && !clipped(e))
-                .slice(0, 8).map(e => `${e.tagName}.${e.getAttribute('class')}[${e.dataset.testid || ''}] ${Math.round(e.getBoundingClientRect().width)}px`);
+            const out = [];
+            for (const e of document.body.querySelectorAll('*')) {
+                if (!e.getClientRects().length) continue;
+                let limit = width, scrolls = false;
+                for (let p = e.parentElement; p && p !== document.body; p = p.parentElement) {
+                    const style = getComputedStyle(p);
+                    if (style.overflowX === 'auto' || style.overflowX === 'scroll') { scrolls = true; break; }
+                    if (p.matches('.wh-chart, .wh-section')) { limit = p.getBoundingClientRect().right; break; }
+                }
+                const right = e.getBoundingClientRect().right;
+                if (!scrolls && right > limit + 1) out.push(`${e.tagName}.${e.getAttribute('class')} ${Math.round(right - limit)}px out`);
+            }
+            return out.slice(0, 8);
         }"""
     )
     assert max(widths["page"], widths["body"]) <= widths["window"] + 1 and not sticking_out, (widths, sticking_out)

@@ -160,8 +160,8 @@ export function createNormTable(handlers: NormTableHandlers): NormTableView {
         const bad = nonFiniteCount(data, row);
         const cells = TABLE_COLUMNS.map((c) => valueCell(statValue(data, row, c.stat)));
         const tr = el('tr', {testId: 'norm-row', attrs: {tabindex: '0'}}, [
-          el('td', {text: row.layer}),
-          el('td', {className: 'wh-variable'}, breakablePath(row.variable)),
+          el('td', {}, [el('div', {className: 'wh-name', text: row.layer})]),
+          el('td', {className: 'wh-variable'}, [el('div', {className: 'wh-name'}, breakablePath(row.variable))]),
           ...cells,
           nonFiniteCell(bad),
         ]);
