@@ -184,6 +184,7 @@ class WeightHealthCallback(keras.callbacks.Callback):
         self._stopped_mid_epoch = False
         self._history: Optional[HistoryBuffer] = None
         self._undiagnosed = False  # tables came in since the last diagnosis
+        self._unwatched_step: Optional[int] = None  # the last logged step, until alerts look at it
         self._writer: Optional[tf.summary.SummaryWriter] = None
         self._recorder: Optional[AppliedUpdateRecorder] = None
         self._held_on_device: Dict[str, int] = {}
@@ -237,6 +238,7 @@ class WeightHealthCallback(keras.callbacks.Callback):
         self._write_kernel_grids()
         self.alert = None
         self._stopped_mid_epoch = False
+        self._unwatched_step = None
         self._snapshot_at_start = bool(self.snapshot_every_n_epochs) and self._chief
         self._healthy = None
         if self._alert_policy is not None and self._chief:
@@ -264,18 +266,17 @@ class WeightHealthCallback(keras.callbacks.Callback):
             for conv in self._convs:
                 summary.write_kernel_grid(conv, step, max_filters=self.options.max_kernel_filters)
 
-    def _write_recorded(self):
+    def _write_recorded(self) -> Optional[str]:
         """Writes the tables and histograms the train step recorded; returns
-        (what this step logged: "plain", "norms" or "histograms", the
-        (step, table) pairs written)."""
+        what this step logged: "plain", "norms" or "histograms"."""
         recorder = self._recorder
         if recorder is None:
-            return None, []
+            return None
         norms = recorder.drain_norms()
         hists = recorder.drain_histograms()
         kind = "histograms" if hists else "norms" if norms else "plain"
         if not self._chief or not (norms or hists):
-            return kind, []
+            return kind
         spec = recorder.spec
         if self._names is None or self._names[0] is not spec:
             hist_spec = table.make_spec(spec.rows, gradients=False, updates=False, dist_init=False)
@@ -287,19 +288,20 @@ class WeightHealthCallback(keras.callbacks.Callback):
         for step, values in norms:
             self._history.append(step, now, values)
             self._undiagnosed = True
+            self._unwatched_step = step
         with self._writer.as_default():
             for step, values in norms:
                 summary.write_norm_table(names, values, step)
             if hists:
                 for step, values in hists:
                     summary.write_histograms(hist_names, self.options.histogram_bins, values, step)
-        return kind, norms
+        return kind
 
     def on_train_batch_end(self, batch, logs=None):
         started = time.perf_counter()
-        kind, norms = self._write_recorded()
+        kind = self._write_recorded()
         # Inside the measured time: watching for alerts is part of what logging costs.
-        self._watch(norms)
+        self._watch()
         ended = time.perf_counter()
         if self._step_started is not None and kind is not None:
             # The step (with its in-graph statistics) and writing them out.
@@ -324,15 +326,15 @@ class WeightHealthCallback(keras.callbacks.Callback):
 
     # -- alerts -------------------------------------------------------------
 
-    def _watch(self, norms) -> None:
+    def _watch(self) -> None:
         """Diagnoses the run after new logged steps and raises an alert for a
         new finding that counts; otherwise keeps the weights of the last
         logged step as the healthy ones."""
-        if self._alert_policy is None or not norms or self._history is None:
+        last_logged, self._unwatched_step = self._unwatched_step, None
+        if self._alert_policy is None or last_logged is None:
             return
         self._refresh_findings()
         finding = self._alert_policy.new_alert(self.findings, self._alerted)
-        last_logged = norms[-1][0]
         if finding is not None:
             self._raise_alert(finding, last_logged)
         elif not self._alert_policy.holds(self.findings) and last_logged == self._step():
@@ -388,8 +390,8 @@ class WeightHealthCallback(keras.callbacks.Callback):
         )
 
     def on_epoch_end(self, epoch, logs=None):
-        _, norms = self._write_recorded()
-        self._watch(norms)
+        self._write_recorded()
+        self._watch()
         if self.kernel_grid_every_n_epochs and (epoch + 1) % self.kernel_grid_every_n_epochs == 0:
             self._write_kernel_grids()
         # An alert that stopped training mid-epoch: these weights are not the epoch's.
