@@ -6,7 +6,7 @@ TensorBoard can load the plugin quickly (and without TensorFlow installed).
 
 import importlib
 
-__all__ = ["LogOptions", "WeightHealthCallback", "load", "log"]
+__all__ = ["LogOptions", "WeightHealthAlert", "WeightHealthCallback", "load", "log", "snapshots"]
 __version__ = "0.1.0"
 
 _LAZY = {
@@ -14,10 +14,15 @@ _LAZY = {
     "log": "tb_weightnorm.summary",
     "load": "tb_weightnorm.export",
     "LogOptions": "tb_weightnorm.options",
+    "WeightHealthAlert": "tb_weightnorm.alerts",
 }
+# Submodules reachable as attributes without importing them first.
+_SUBMODULES = ("snapshots",)
 
 
 def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"tb_weightnorm.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'tb_weightnorm' has no attribute {name!r}")

@@ -6,12 +6,14 @@ import collections
 import logging
 import os
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence, Union
 
 import keras
 import tensorflow as tf
 
-from tb_weightnorm import cost_budget, diagnosis, model_variables, summary, table, tf_state
+from tb_weightnorm import alerts, cost_budget, diagnosis, model_variables, snapshots, summary, table, tf_state
+from tb_weightnorm.alerts import Alert, AlertPolicy, WeightHealthAlert
+from tb_weightnorm.healthy_weights import HealthyWeights
 from tb_weightnorm.history import HistoryBuffer
 from tb_weightnorm.optimizer_hook import AppliedUpdateRecorder, applied_steps, gradient_note
 from tb_weightnorm.options import LogOptions, every
@@ -21,6 +23,7 @@ logger = logging.getLogger("tb_weightnorm")
 # Where the automatic intervals start (see `cost_budget`).
 DEFAULT_EVERY_N_STEPS = 10
 DEFAULT_HISTOGRAM_EVERY_N_STEPS = 100
+_HEALTHY_BYTES = "last healthy weights (alerts)"
 
 
 class WeightHealthCallback(keras.callbacks.Callback):
@@ -61,6 +64,33 @@ class WeightHealthCallback(keras.callbacks.Callback):
             `"critical"`) to the `tb_weightnorm` logger; None to stay quiet.
             The findings are in `callback.findings` either way.
         thresholds: a `tb_weightnorm.diagnosis.Thresholds` for the diagnosis.
+        snapshot_every_n_epochs: save the weights of `snapshot_layers` at the
+            start of training and every N epochs, as files beside the run's
+            event files (`LOG_DIR/train/tb_weightnorm/snapshots/`, one per
+            snapshot, named by the epochs trained); 0 never. Read them with
+            `tb_weightnorm.snapshots.load(LOG_DIR)`; the tab shows how far
+            each layer moved between any two.
+        snapshot_layers: which weights a snapshot holds: `"all"` (every
+            float variable, BatchNormalization's moving statistics included),
+            `"trainable"`, or a list of layer names or glob patterns on layer
+            names and variable paths (`["conv*", "*/kernel"]`).
+        stop_on: alert when the diagnosis, run at every logged step, finds a
+            problem that still holds at that step: a severity (`"critical"`:
+            any finding at least that severe), or a list of rules, each
+            optionally with the least severity that counts
+            (`["nonfinite", "exploding_gradients:critical"]`). None (the
+            default) never alerts. The alert is logged (rule, layer, steps,
+            what to try) and kept in `callback.alert`.
+        on_alert: `"stop"` ends training after the step that raised the
+            alert, as `EarlyStopping` does (the epoch's end callbacks still
+            run); `"raise"` raises `tb_weightnorm.WeightHealthAlert` from
+            `model.fit` at once. Either way what was logged is flushed first.
+        healthy_weights_path: where an alert saves the last healthy weights
+            (those of the last logged step without a finding that alerts), in
+            Keras' format for `model.load_weights`; it must end in
+            `.weights.h5`. Default: `LOG_DIR/train/tb_weightnorm/last_healthy.weights.h5`.
+            While alerts are on, the callback keeps one copy of the model's
+            weights on its device for this.
         options: a `tb_weightnorm.LogOptions`; or pass its fields as keywords
             (`include`, `exclude`, `trainable_only`, `stats`, `split_gates`,
             `histogram_bins`, `max_kernel_filters`, `keep_initial_weights`).
@@ -74,6 +104,17 @@ class WeightHealthCallback(keras.callbacks.Callback):
                                            exclude=["*/bias"])])
     # then: tensorboard --logdir logs
     ```
+
+    Stop a run that blows up, keeping the weights from before it did, and
+    snapshot the weights every 5 epochs:
+
+    ```python
+    callback = tb_weightnorm.WeightHealthCallback(
+        "logs/run1", stop_on="critical", snapshot_every_n_epochs=5)
+    model.fit(x, y, epochs=50, callbacks=[callback])
+    if callback.alert is not None:
+        model.load_weights(callback.alert.weights_path)
+    ```
     """
 
     def __init__(
@@ -85,6 +126,11 @@ class WeightHealthCallback(keras.callbacks.Callback):
         kernel_grid_every_n_epochs: int = 1,
         report: Optional[str] = "warning",
         thresholds: Optional[diagnosis.Thresholds] = None,
+        snapshot_every_n_epochs: int = 0,
+        snapshot_layers: Union[str, Sequence[str]] = "all",
+        stop_on: Optional[Union[str, Sequence[str]]] = None,
+        on_alert: str = "stop",
+        healthy_weights_path: Optional[str] = None,
         options: Optional[LogOptions] = None,
         **option_kwargs,
     ):
@@ -116,8 +162,29 @@ class WeightHealthCallback(keras.callbacks.Callback):
         self.options = options
         self.findings: List[diagnosis.Finding] = []
         self._reported = set()
+        self.snapshot_every_n_epochs = every("snapshot_every_n_epochs", snapshot_every_n_epochs)
+        snapshots.selection(snapshot_layers)  # a bad choice fails here, not after an epoch
+        self.snapshot_layers = snapshot_layers
+        self._alert_policy = AlertPolicy.parse(stop_on) if stop_on is not None else None
+        if on_alert not in alerts.ON_ALERT:
+            raise ValueError(f"on_alert must be one of {', '.join(alerts.ON_ALERT)}; got {on_alert!r}")
+        self.on_alert = on_alert
+        if healthy_weights_path is None:
+            healthy_weights_path = os.path.join(self.log_dir, "train", "tb_weightnorm", "last_healthy.weights.h5")
+        healthy_weights_path = os.fspath(healthy_weights_path)
+        if not healthy_weights_path.endswith(".weights.h5"):
+            raise ValueError(
+                "healthy_weights_path must end in '.weights.h5' (Keras' format for model.load_weights); "
+                f"got {healthy_weights_path!r}"
+            )
+        self.healthy_weights_path = healthy_weights_path
+        self.alert: Optional[Alert] = None
+        self._alerted = set()
+        self._healthy: Optional[HealthyWeights] = None
+        self._stopped_mid_epoch = False
         self._history: Optional[HistoryBuffer] = None
         self._undiagnosed = False  # tables came in since the last diagnosis
+        self._unwatched_step: Optional[int] = None  # the last logged step, until alerts look at it
         self._writer: Optional[tf.summary.SummaryWriter] = None
         self._recorder: Optional[AppliedUpdateRecorder] = None
         self._held_on_device: Dict[str, int] = {}
@@ -165,13 +232,26 @@ class WeightHealthCallback(keras.callbacks.Callback):
         # earlier fit): trace it again so the hook is in it.
         model.make_train_function(force=True)
         if self._chief and self._writer is None:
-            self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "train"))
+            self._writer = tf.summary.create_file_writer(self._run_dir())
         self._convs = None
         self._step_started = None
         self._write_kernel_grids()
+        self.alert = None
+        self._stopped_mid_epoch = False
+        self._unwatched_step = None
+        self._snapshot_at_start = bool(self.snapshot_every_n_epochs) and self._chief
+        self._healthy = None
+        if self._alert_policy is not None and self._chief:
+            self._healthy = HealthyWeights()
+            if model.built and model.weights:
+                # Until a logged step is found healthy, the weights the fit started from.
+                self._healthy.keep(model, self._step())
 
     def _step(self) -> int:
         return applied_steps(self.model.optimizer)
+
+    def _run_dir(self) -> str:
+        return os.path.join(self.log_dir, "train")
 
     def _write_kernel_grids(self) -> None:
         if not self.kernel_grid_every_n_epochs or not self._chief:
@@ -186,10 +266,12 @@ class WeightHealthCallback(keras.callbacks.Callback):
             for conv in self._convs:
                 summary.write_kernel_grid(conv, step, max_filters=self.options.max_kernel_filters)
 
-    def _write_recorded(self) -> None:
+    def _write_recorded(self) -> Optional[str]:
+        """Writes the tables and histograms the train step recorded; returns
+        what this step logged: "plain", "norms" or "histograms"."""
         recorder = self._recorder
         if recorder is None:
-            return
+            return None
         norms = recorder.drain_norms()
         hists = recorder.drain_histograms()
         kind = "histograms" if hists else "norms" if norms else "plain"
@@ -206,6 +288,7 @@ class WeightHealthCallback(keras.callbacks.Callback):
         for step, values in norms:
             self._history.append(step, now, values)
             self._undiagnosed = True
+            self._unwatched_step = step
         with self._writer.as_default():
             for step, values in norms:
                 summary.write_norm_table(names, values, step)
@@ -217,6 +300,8 @@ class WeightHealthCallback(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         started = time.perf_counter()
         kind = self._write_recorded()
+        # Inside the measured time: watching for alerts is part of what logging costs.
+        self._watch()
         ended = time.perf_counter()
         if self._step_started is not None and kind is not None:
             # The step (with its in-graph statistics) and writing them out.
@@ -228,6 +313,56 @@ class WeightHealthCallback(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         # The first step of an epoch also waits for its data: not a step time.
         self._step_started = None
+        if self._snapshot_at_start:
+            self._snapshot_at_start = False
+            if self.model.built and self.model.weights:
+                self._save_snapshot(epoch)
+
+    def _save_snapshot(self, epochs_trained: int) -> None:
+        path = snapshots.save(
+            self.model, self._run_dir(), epoch=epochs_trained, step=self._step(), layers=self.snapshot_layers
+        )
+        logger.debug("tb_weightnorm: saved the weight snapshot of epoch %d to %s", epochs_trained, path)
+
+    # -- alerts -------------------------------------------------------------
+
+    def _watch(self) -> None:
+        """Diagnoses the run after new logged steps and raises an alert for a
+        new finding that counts; otherwise keeps the weights of the last
+        logged step as the healthy ones."""
+        last_logged, self._unwatched_step = self._unwatched_step, None
+        if self._alert_policy is None or last_logged is None:
+            return
+        self._refresh_findings()
+        finding = self._alert_policy.new_alert(self.findings, self._alerted)
+        if finding is not None:
+            self._raise_alert(finding, last_logged)
+        elif not self._alert_policy.holds(self.findings) and last_logged == self._step():
+            # With steps_per_execution > 1, only a logged step that ends an
+            # execution has its weights still in the model.
+            self._healthy.keep(self.model, last_logged)
+
+    def _raise_alert(self, finding: diagnosis.Finding, step: int) -> None:
+        self._alerted.add(alerts.key(finding))
+        # Said once, as an alert, not again by the epoch's report.
+        self._reported.add((finding.rule, finding.layer, finding.variable))
+        if self._writer is not None:
+            self._writer.flush()
+        healthy = self._healthy
+        path = None
+        if healthy is not None and healthy.step is not None:
+            healthy.save(self.model, self.healthy_weights_path)
+            path = self.healthy_weights_path
+        self.alert = Alert(
+            finding, step, healthy.step if path is not None else None, path, self.on_alert
+        )
+        logger.error("%s", self.alert.message())
+        if self.on_alert == "stop":
+            self.model.stop_training = True
+            self._stopped_mid_epoch = True
+            return
+        self._end_fit()
+        raise WeightHealthAlert(self.alert)
 
     def _follow_budget(self) -> None:
         """Logs less often where logging costs more than its budget."""
@@ -256,17 +391,30 @@ class WeightHealthCallback(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self._write_recorded()
+        self._watch()
         if self.kernel_grid_every_n_epochs and (epoch + 1) % self.kernel_grid_every_n_epochs == 0:
             self._write_kernel_grids()
+        # An alert that stopped training mid-epoch: these weights are not the epoch's.
+        if (
+            self.snapshot_every_n_epochs
+            and self._chief
+            and not self._stopped_mid_epoch
+            and (epoch + 1) % self.snapshot_every_n_epochs == 0
+        ):
+            self._save_snapshot(epoch + 1)
         if self._writer is not None:
             self._writer.flush()
         self._diagnose()
 
-    def _diagnose(self) -> None:
+    def _refresh_findings(self) -> None:
         if not self._undiagnosed:
             return
         self._undiagnosed = False
         self.findings = diagnosis.diagnose(self._history.history(self.log_dir), self.thresholds)
+
+    def _diagnose(self) -> None:
+        """Diagnoses the steps logged so far and reports the new findings."""
+        self._refresh_findings()
         if self.report is None:
             return
         floor = diagnosis.severity_rank(self.report)
@@ -284,10 +432,11 @@ class WeightHealthCallback(keras.callbacks.Callback):
 
         On the model's device: the copy of the logged weights taken before a
         logged step's update, the copy of the initial weights (for
-        `weight/dist_init`), and the small buffers the train step writes its
-        tables into. On the host: the logged tables kept for the diagnosis
-        (at most 2,000 logged steps; older ones are thinned out). The device
-        figures are those of the last `fit` once it has ended.
+        `weight/dist_init`), the small buffers the train step writes its
+        tables into, and, while alerts are on (`stop_on`), the copy of the
+        last healthy weights. On the host: the logged tables kept for the
+        diagnosis (at most 2,000 logged steps; older ones are thinned out).
+        The device figures are those of the last `fit` once it has ended.
 
         Example:
 
@@ -297,7 +446,11 @@ class WeightHealthCallback(keras.callbacks.Callback):
         print(callback.held_bytes())
         ```
         """
-        held = dict(self._recorder.held_bytes() if self._recorder is not None else self._held_on_device)
+        if self._recorder is not None:
+            held = dict(self._recorder.held_bytes())
+            held[_HEALTHY_BYTES] = self._healthy.nbytes if self._healthy is not None else 0
+        else:
+            held = dict(self._held_on_device)
         held["tables kept for the diagnosis (host)"] = self._history.nbytes if self._history is not None else 0
         return held
 
@@ -306,10 +459,18 @@ class WeightHealthCallback(keras.callbacks.Callback):
         if self._writer is not None:
             self._writer.flush()
         self._diagnose()
+        self._end_fit()
+
+    def _end_fit(self) -> None:
+        """Flushes what was logged, takes the hook out of the optimizer and
+        lets go of the healthy weights' copy."""
+        if self._writer is not None:
+            self._writer.flush()
         if self._recorder is not None:
             self._held_on_device = self._recorder.held_bytes()
+            self._held_on_device[_HEALTHY_BYTES] = self._healthy.nbytes if self._healthy is not None else 0
+            self._healthy = None
             self._recorder.uninstall()
             self._recorder = None
             # Drop the traced function that holds the hook; the next fit traces anew.
             self.model.train_function = None
-

@@ -13,6 +13,7 @@ import functools
 import gzip
 import json
 import logging
+import os
 import pathlib
 import threading
 import urllib.parse
@@ -32,6 +33,8 @@ from tb_weightnorm import (
     layer_stats,
     metadata,
     reader,
+    snapshot_distance,
+    snapshots,
     wire,
 )
 from tb_weightnorm import http_params as params
@@ -258,6 +261,8 @@ class WeightHealthPlugin(base_plugin.TBPlugin):
 
     def __init__(self, context: base_plugin.TBContext):
         self._data_provider = context.data_provider
+        # Weight snapshots are files beside the event files, not summaries.
+        self._logdir = context.logdir or ""
         self._cache = cache.SignedCache()
         self._responses = cache.SignedCache(RESPONSE_ENTRIES, RESPONSE_BYTES)
         self._warming = threading.Lock()
@@ -274,6 +279,8 @@ class WeightHealthPlugin(base_plugin.TBPlugin):
             "/kernel_grids": self._serve_kernel_grids,
             "/kernel_image": self._serve_kernel_image,
             "/findings": self._serve_findings,
+            "/snapshots": self._serve_snapshots,
+            "/snapshot_distance": self._serve_snapshot_distance,
         }
 
     def is_active(self):
@@ -651,6 +658,100 @@ class WeightHealthPlugin(base_plugin.TBPlugin):
             key=lambda f: (-diagnosis.severity_rank(f["severity"]), f["first_step"], f["run"], f["rule"])
         )
         return {"runs": judged, "findings": findings, "skipped": skipped}
+
+    # -- weight snapshots (files in the run's folder, not summaries) ----------
+
+    def _snapshots(self, request, run: str) -> snapshots.Snapshots:
+        """The readable snapshots of a known run; unreadable files are logged."""
+        self._listing(request, [run])  # 404 for an unknown run
+        found = snapshots.read(snapshots.folder_of(_run_folder(self._logdir, run)), skip_unreadable=True)
+        for _, reason in found.unreadable:
+            reader.warn_once("tb_weightnorm: skipping %s", reason)
+        return found
+
+    @_json_route
+    def _serve_snapshots(self, request):
+        run = params.required(request, "run")
+        found = self._snapshots(request, run)
+        return {
+            "run": run,
+            "snapshots": [
+                {**_snapshot_object(found[epoch]), "variables": len(found[epoch].variables)}
+                for epoch in found.epochs
+            ],
+            # Named by file: the server's folders are none of the client's business.
+            "skipped": [
+                {"file": os.path.basename(path), "reason": reason.replace(path, os.path.basename(path))}
+                for path, reason in found.unreadable
+            ],
+        }
+
+    @_json_route
+    def _serve_snapshot_distance(self, request):
+        run = params.required(request, "run")
+        epochs = [params.integer(request, name, minimum=0, required=True) for name in ("from", "to")]
+        found = self._snapshots(request, run)
+        for epoch in epochs:
+            if epoch not in found:
+                known = ", ".join(map(str, found.epochs)) or "none"
+                raise not_found(f"run {run!r} has no weight snapshot of epoch {epoch}; epochs with one: {known}")
+        a, b = found[epochs[0]], found[epochs[1]]
+        _, eid = self._where(request)
+        comparison = self._cache.get(
+            (eid, run, "snapshot_distance", a.epoch, b.epoch),
+            (_file_signature(a.path), _file_signature(b.path)),
+            lambda: snapshot_distance.compare(
+                a.weights(), b.weights(), {**b.layers, **a.layers},
+                names=(f"epoch {a.epoch}", f"epoch {b.epoch}"),
+            ),
+        )
+        return {
+            "run": run,
+            "from": _snapshot_object(a),
+            "to": _snapshot_object(b),
+            "total": _distance_object(snapshot_distance.total(comparison)),
+            "layers": [
+                {"layer": layer.name, **_distance_object(layer),
+                 "variables": [
+                     {"variable": v.name, "shape": list(a.info(v.name).shape), **_distance_object(v)}
+                     for v in variables
+                 ]}
+                for layer, variables in comparison.layers
+            ],
+            "unmatched": [{"variable": name, "reason": reason} for name, reason in comparison.unmatched],
+        }
+
+
+def _run_folder(logdir: str, run: str) -> str:
+    """The folder of a run that TensorBoard names `run` (its path under the logdir)."""
+    if not logdir:
+        raise not_found("weight snapshots are read from the folder given as --logdir; this TensorBoard has none")
+    if "://" in logdir:
+        raise not_found(f"weight snapshots are read from a local --logdir only; this one is {logdir!r}")
+    root = os.path.realpath(os.path.expanduser(logdir))
+    folder = os.path.realpath(os.path.join(root, *[p for p in run.split("/") if p not in ("", ".")]))
+    if os.path.commonpath([root, folder]) != root:
+        raise not_found(f"run {run!r} is not inside the log directory")
+    return folder
+
+
+def _file_signature(path: str) -> Tuple:
+    stat = os.stat(path)
+    return (path, stat.st_mtime_ns, stat.st_size)
+
+
+def _snapshot_object(snapshot: snapshots.Snapshot) -> Dict[str, Any]:
+    return {"epoch": snapshot.epoch, "step": snapshot.step, "wall_time": snapshot.wall_time}
+
+
+def _distance_object(d: snapshot_distance.Distance) -> Dict[str, Any]:
+    return {
+        "distance": wire.json_number(d.distance),
+        "relative": wire.json_number(d.relative),
+        "norm_from": wire.json_number(d.norm_from),
+        "norm_to": wire.json_number(d.norm_to),
+        "nonfinite": d.nonfinite,
+    }
 
 
 def _histogram(found: histogram_reader.VariableHistograms, i: int) -> Dict[str, Any]:

@@ -16,8 +16,11 @@ import type {
   KernelGrid,
   NormTable,
   RunInfo,
+  SnapshotDistance,
+  SnapshotList,
 } from './data_client';
 import {Latest} from './latest';
+import {chosenPair, type SnapshotPair} from './snapshot_model';
 import {
   currentRun,
   filterTable,
@@ -29,6 +32,7 @@ import {
   selectHistogramMode,
   selectHistogramVariable,
   selectRun,
+  selectSnapshots,
   selectStat,
   selectStep,
   showOverview,
@@ -47,6 +51,7 @@ import {createHeatmap, type HeatmapView} from './views/heatmap';
 import {LAYER_STATS, createLayerDetail, type LayerDetailModel, type LayerDetailView} from './views/layer_detail';
 import {createNormTable, type NormTableView} from './views/norm_table';
 import {createSelectors, type SelectorsView} from './views/selectors';
+import {createSnapshots, type SnapshotsView} from './views/snapshots';
 import {createStatus, type StatusView} from './views/status';
 
 /** The part of the host client (host_client.ts) the app uses. */
@@ -108,6 +113,8 @@ export class App {
   private readonly comparisons = new Map<string, Latest<Comparison>>();
   private readonly histogramData = new Latest<HistogramSet>();
   private readonly kernelData = new Latest<KernelGrid>();
+  private readonly snapshotList = new Latest<SnapshotList>();
+  private readonly snapshotDistance = new Latest<SnapshotDistance>();
 
   private readonly selectors: SelectorsView;
   private readonly status: StatusView;
@@ -115,6 +122,7 @@ export class App {
   private readonly findings: FindingsView;
   private readonly heatmap: HeatmapView;
   private readonly normTable: NormTableView;
+  private readonly snapshots: SnapshotsView;
   private readonly layerDetail: LayerDetailView;
   private readonly overview: HTMLElement;
   private readonly unsubscribe: (() => void)[] = [];
@@ -146,9 +154,14 @@ export class App {
       onHistogramMode: (mode: HistogramMode) => this.act(selectHistogramMode(this.state, mode)),
       onStep: (step) => this.act(selectStep(this.state, step)),
     });
+    this.snapshots = createSnapshots({
+      onPick: (from, to) => this.act(selectSnapshots(this.state, from, to)),
+      onOpenLayer: (layer) => this.act(openLayer(this.state, layer)),
+    });
     this.overview = el('div', {className: 'wh-overview', testId: 'overview'}, [
       el('div', {className: 'wh-overview-top'}, [this.heatmap.element, this.findings.element]),
       this.normTable.element,
+      this.snapshots.element,
     ]);
     root.classList.add('wh-root');
     root.append(this.selectors.element, this.status.element, this.empty, this.overview, this.layerDetail.element);
@@ -277,6 +290,7 @@ export class App {
           this.fill(this.heatmapData, key(run, stat, columns), () => this.deps.data.getHeatmap(run, stat, {by: 'layer', maxSteps: columns}), force),
         );
       }
+      loads.push(this.loadSnapshots(run, force));
     } else {
       loads.push(...this.loadLayer(force));
     }
@@ -307,6 +321,22 @@ export class App {
       this.render();
       await this.loadTable(run, force);
     }
+  }
+
+  /** The run's snapshots, then the distances between the two compared. */
+  private async loadSnapshots(run: string, force: boolean): Promise<void> {
+    await this.fill(this.snapshotList, key(run), () => this.deps.data.getSnapshots(run), force);
+    const pair = this.snapshotPair();
+    if (pair === null || this.state.run !== run) return;
+    const fetch = () => this.deps.data.getSnapshotDistance(run, pair.from, pair.to);
+    await this.fill(this.snapshotDistance, key(run, pair.from, pair.to), fetch, force);
+  }
+
+  /** The snapshots compared; null while the run's list is not loaded, or it has none. */
+  private snapshotPair(): SnapshotPair | null {
+    const list = this.snapshotList.key === key(this.state.run) ? this.snapshotList.value : null;
+    if (!list) return null;
+    return chosenPair(list.snapshots.map((s) => s.epoch), this.state.snapshotFrom, this.state.snapshotTo);
   }
 
   private loadLayer(force: boolean): Promise<unknown>[] {
@@ -447,6 +477,29 @@ export class App {
       {sort: this.state.tableSort, descending: this.state.tableDescending, filter: this.state.tableFilter},
       this.state.layer,
     );
+    this.renderSnapshots();
+  }
+
+  private renderSnapshots(): void {
+    const list = this.snapshotList.key === key(this.state.run) ? this.snapshotList.value : null;
+    const pair = this.snapshotPair();
+    if (!list || pair === null) {
+      this.snapshots.update(null);
+      return;
+    }
+    const distanceKey = key(this.state.run, pair.from, pair.to);
+    const distance = this.snapshotDistance.key === distanceKey ? this.snapshotDistance.value : null;
+    const skipped = list.skipped.map((s) => s.reason).join('; ');
+    this.snapshots.update({
+      snapshots: list.snapshots,
+      pair,
+      distance,
+      message: distance
+        ? skipped || undefined
+        : this.snapshotDistance.key === distanceKey
+          ? loadingOr(this.snapshotDistance, 'the distances')
+          : 'Loading\u2026',
+    });
   }
 
   private layerModel(): LayerDetailModel {

@@ -179,6 +179,53 @@ export interface Finding {
   ongoing: boolean;
 }
 
+/** One weight snapshot of a run (files beside its event files, saved every N epochs). */
+export interface SnapshotInfo {
+  /** Epochs trained when it was taken (0: before training). */
+  epoch: number;
+  step: number;
+  wallTime: number;
+}
+
+export interface SnapshotList {
+  run: string;
+  snapshots: (SnapshotInfo & {variables: number})[];
+  /** Files that could not be read, with the reason. */
+  skipped: {file: string; reason: string}[];
+}
+
+/** How far weights moved between two snapshots (tb_weightnorm/snapshot_distance.py). */
+export interface DistanceValues {
+  /** ‖W_to − W_from‖ over the elements finite in both. */
+  distance: StatValue;
+  /** distance / ‖W_from‖ (Infinity when W_from is all zeros and they moved). */
+  relative: StatValue;
+  normFrom: StatValue;
+  normTo: StatValue;
+  /** Elements NaN or infinite in either snapshot. */
+  nonFinite: number;
+}
+
+export interface VariableDistance extends DistanceValues {
+  variable: string;
+  shape: number[];
+}
+
+export interface LayerDistance extends DistanceValues {
+  layer: string;
+  variables: VariableDistance[];
+}
+
+export interface SnapshotDistance {
+  run: string;
+  from: SnapshotInfo;
+  to: SnapshotInfo;
+  total: DistanceValues;
+  layers: LayerDistance[];
+  /** Variables only one snapshot holds, or with another shape. */
+  unmatched: {variable: string; reason: string}[];
+}
+
 /** An error answered by the server (HTTP status and its message) or a malformed answer. */
 export class ApiError extends Error {
   constructor(
@@ -235,6 +282,10 @@ export interface DataClient {
   getHistograms(runs: readonly string[], variable: string, kind: HistogramKind, maxSteps?: number): Promise<HistogramSet>;
   /** The kernel grid images of one conv variable, one per logged step. */
   getKernelGrids(run: string, variable: string): Promise<KernelGrid>;
+  /** The weight snapshots of `run` (an empty list when it has none). */
+  getSnapshots(run: string): Promise<SnapshotList>;
+  /** How far every layer's weights moved from the snapshot of epoch `from` to that of `to`. */
+  getSnapshotDistance(run: string, from: number, to: number): Promise<SnapshotDistance>;
 }
 
 export interface HeatmapOptions {
@@ -298,6 +349,14 @@ export function histogramsUrl(runs: readonly string[], variable: string, kind: H
 
 export function kernelGridsUrl(run: string, variable: string): string {
   return `./kernel_grids?${new URLSearchParams({run, variable})}`;
+}
+
+export function snapshotsUrl(run: string): string {
+  return `./snapshots?${new URLSearchParams({run})}`;
+}
+
+export function snapshotDistanceUrl(run: string, from: number, to: number): string {
+  return `./snapshot_distance?${new URLSearchParams({run, from: String(from), to: String(to)})}`;
 }
 
 /** Turns a failed response into an ApiError carrying the server's `error` message. */
@@ -519,6 +578,59 @@ export function decodeFindings(body: Record<string, unknown>): Finding[] {
   });
 }
 
+function decodeSnapshotInfo(value: unknown): SnapshotInfo {
+  const s = (value ?? {}) as Record<string, unknown>;
+  if (typeof s.epoch !== 'number') throw new ApiError('unexpected response: a snapshot without an epoch');
+  return {epoch: s.epoch, step: Number(s.step), wallTime: Number(s.wall_time)};
+}
+
+export function decodeSnapshots(body: Record<string, unknown>): SnapshotList {
+  return {
+    run: String(body.run),
+    snapshots: list(body, 'snapshots').map((s) => ({
+      ...decodeSnapshotInfo(s),
+      variables: count((s as Record<string, unknown> | null)?.variables),
+    })),
+    skipped: (Array.isArray(body.skipped) ? body.skipped : []).map((entry) => {
+      const e = (entry ?? {}) as Record<string, unknown>;
+      return {file: String(e.file), reason: String(e.reason)};
+    }),
+  };
+}
+
+function decodeDistanceValues(value: unknown): DistanceValues {
+  const d = (value ?? {}) as Record<string, unknown>;
+  return {
+    distance: decodeNumber(d.distance ?? null),
+    relative: decodeNumber(d.relative ?? null),
+    normFrom: decodeNumber(d.norm_from ?? null),
+    normTo: decodeNumber(d.norm_to ?? null),
+    nonFinite: count(d.nonfinite),
+  };
+}
+
+export function decodeSnapshotDistance(body: Record<string, unknown>): SnapshotDistance {
+  const layers = list(body, 'layers').map((entry) => {
+    const l = (entry ?? {}) as Record<string, unknown>;
+    const variables = (Array.isArray(l.variables) ? l.variables : []).map((v) => {
+      const x = (v ?? {}) as Record<string, unknown>;
+      return {variable: String(x.variable), shape: Array.isArray(x.shape) ? x.shape.map(Number) : [], ...decodeDistanceValues(x)};
+    });
+    return {layer: String(l.layer), variables, ...decodeDistanceValues(l)};
+  });
+  return {
+    run: String(body.run),
+    from: decodeSnapshotInfo(body.from),
+    to: decodeSnapshotInfo(body.to),
+    total: decodeDistanceValues(body.total),
+    layers,
+    unmatched: (Array.isArray(body.unmatched) ? body.unmatched : []).map((entry) => {
+      const e = (entry ?? {}) as Record<string, unknown>;
+      return {variable: String(e.variable), reason: String(e.reason)};
+    }),
+  };
+}
+
 export function createDataClient(fetchFn: FetchFn = (url) => fetch(url)): DataClient {
   return {
     async getRuns() {
@@ -544,6 +656,12 @@ export function createDataClient(fetchFn: FetchFn = (url) => fetch(url)): DataCl
     },
     async getKernelGrids(run, variable) {
       return decodeKernelGrids(await getJson(fetchFn, kernelGridsUrl(run, variable)));
+    },
+    async getSnapshots(run) {
+      return decodeSnapshots(await getJson(fetchFn, snapshotsUrl(run)));
+    },
+    async getSnapshotDistance(run, from, to) {
+      return decodeSnapshotDistance(await getJson(fetchFn, snapshotDistanceUrl(run, from, to)));
     },
   };
 }

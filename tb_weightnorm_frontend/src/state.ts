@@ -30,6 +30,9 @@ export interface State {
   tableDescending: boolean;
   /** Shows only rows whose layer or variable contains this text (any case). */
   tableFilter: string;
+  /** The epochs of the two weight snapshots compared; null: the run's first and last. */
+  snapshotFrom: number | null;
+  snapshotTo: number | null;
 }
 
 export const initialState: State = {
@@ -46,6 +49,8 @@ export const initialState: State = {
   tableSort: '',
   tableDescending: true,
   tableFilter: '',
+  snapshotFrom: null,
+  snapshotTo: null,
 };
 
 /** The stats the overview offers first: the gradient's size says most about health. */
@@ -94,15 +99,27 @@ export function withRuns(state: State, runs: RunInfo[]): State {
   const kept = runs.find((r) => r.run === state.run);
   if (kept) return {...state, runs, stat: statFor(kept, state.stat)};
   const first = runs[0] ?? null;
-  return {...state, runs, run: first?.run ?? null, stat: statFor(first, state.stat), step: null};
+  return {...state, runs, run: first?.run ?? null, stat: statFor(first, state.stat), step: null, ...NO_SNAPSHOTS};
 }
 
-/** Chooses the overview's run; the stat is kept if that run has it, the step goes back to the latest. */
+/** Another run has other snapshots: back to its first and last. */
+const NO_SNAPSHOTS = {snapshotFrom: null, snapshotTo: null} as const;
+
+/**
+ * Chooses the overview's run; the stat is kept if that run has it, the step
+ * goes back to the latest and the snapshots compared to the run's first and last.
+ */
 export function selectRun(state: State, run: string): State {
   if (run === state.run) return state;
   const info = state.runs.find((r) => r.run === run);
   if (!info) return state;
-  return {...state, run, stat: statFor(info, state.stat), step: null};
+  return {...state, run, stat: statFor(info, state.stat), step: null, ...NO_SNAPSHOTS};
+}
+
+/** Chooses the two weight snapshots to compare, by epoch. */
+export function selectSnapshots(state: State, from: number, to: number): State {
+  if (from === state.snapshotFrom && to === state.snapshotTo) return state;
+  return {...state, snapshotFrom: from, snapshotTo: to};
 }
 
 export function selectStat(state: State, stat: string): State {

@@ -29,6 +29,8 @@ export function encodeUrlState(state: State): Record<string, string> {
   put('sort', state.tableSort, initialState.tableSort);
   if (state.tableSort !== '') put('desc', String(state.tableDescending), null);
   put('filter', state.tableFilter, initialState.tableFilter);
+  put('sfrom', state.snapshotFrom === null ? null : String(state.snapshotFrom), null);
+  put('sto', state.snapshotTo === null ? null : String(state.snapshotTo), null);
   return out;
 }
 
@@ -69,6 +71,10 @@ export function decodeUrlState(dict: Readonly<Record<string, string>>): UrlState
   if (dict.sort) out.tableSort = dict.sort;
   if (dict.desc === 'true' || dict.desc === 'false') out.tableDescending = dict.desc === 'true';
   if (dict.filter) out.tableFilter = dict.filter;
+  const epoch = (value: string | undefined) => (value !== undefined && /^\d+$/.test(value) ? Number(value) : undefined);
+  const [from, to] = [epoch(dict.sfrom), epoch(dict.sto)];
+  // One epoch without the other cannot be meant: both are written together.
+  if (from !== undefined && to !== undefined) Object.assign(out, {snapshotFrom: from, snapshotTo: to});
   if (out.view === 'layer' && !out.layer) delete out.view;
   return out;
 }

@@ -14,6 +14,8 @@ import {
   type KernelGrid,
   type NormTable,
   type RunInfo,
+  type SnapshotDistance,
+  type SnapshotList,
   type StatSeries,
 } from '../src/data_client';
 import {DARK, LIGHT, type Theme} from '../src/theme';
@@ -51,6 +53,8 @@ class FakeData implements DataClient {
   failTable: string | null = null;
   failRuns = false;
   findings: Record<string, Finding[]> = {};
+  /** Epochs with a weight snapshot, by run (none for a run left out). */
+  snapshotEpochs: Record<string, number[]> = {a: [0, 2, 4]};
 
   async getRuns() {
     this.calls.push('runs');
@@ -120,6 +124,28 @@ class FakeData implements DataClient {
   async getKernelGrids(run: string, variable: string): Promise<KernelGrid> {
     this.calls.push(`kernel_grids ${run} ${variable}`);
     return {run, variable, layer: 'conv', mode: 'rgb', filtersTotal: 4, images: []};
+  }
+  async getSnapshots(run: string): Promise<SnapshotList> {
+    this.calls.push(`snapshots ${run}`);
+    const snapshots = (this.snapshotEpochs[run] ?? []).map((epoch) => ({epoch, step: 10 * epoch, wallTime: 0, variables: 4}));
+    return {run, snapshots, skipped: []};
+  }
+  async getSnapshotDistance(run: string, from: number, to: number): Promise<SnapshotDistance> {
+    this.calls.push(`snapshot_distance ${run} ${from} ${to}`);
+    const values = (distance: number) => ({distance, relative: distance / 10, normFrom: 10, normTo: 10, nonFinite: 0});
+    const info = this.runs.find((r) => r.run === run)!;
+    return {
+      run,
+      from: {epoch: from, step: 10 * from, wallTime: 0},
+      to: {epoch: to, step: 10 * to, wallTime: 0},
+      total: values(to - from),
+      layers: info.layers.map((layer, i) => ({
+        layer,
+        ...values((to - from) * (i + 1)),
+        variables: [{variable: `m/${layer}/kernel`, shape: [2, 2], ...values((to - from) * (i + 1))}],
+      })),
+      unmatched: [],
+    };
   }
 }
 
@@ -291,6 +317,59 @@ describe('App overview', () => {
     expect(app.currentState.step).toBeNull();
     expect(data.calls[data.calls.length - 1]).not.toBe('table a 7');
     expect(host.written).toEqual([]); // a fallback is not a user action
+  });
+});
+
+describe('App weight snapshots', () => {
+  const distanceTexts = (root: HTMLElement) =>
+    Array.from(root.querySelectorAll<HTMLElement>('[data-testid="snapshot-row"]')).map((r) => [
+      r.dataset.layer,
+      r.querySelector('[data-testid="snapshot-distance"]')!.textContent,
+    ]);
+
+  it('compares the first and last snapshots of the run, then the two picked', async () => {
+    const {app, data, host, q, root} = await start();
+    expect(data.calls).toEqual(expect.arrayContaining(['snapshots a', 'snapshot_distance a 0 4']));
+    expect(q('snapshots').hidden).toBe(false);
+    expect(distanceTexts(root)).toEqual([
+      ['conv', '4'],
+      ['dense', '8'],
+    ]);
+    const from = q<HTMLSelectElement>('snapshot-from');
+    expect(Array.from(from.options).map((o) => o.textContent)).toEqual([
+      'epoch 0 \u00b7 before training',
+      'epoch 2 \u00b7 step 20',
+      'epoch 4 \u00b7 step 40',
+    ]);
+    from.value = '2';
+    from.dispatchEvent(new Event('change'));
+    await settle();
+    expect(data.calls).toContain('snapshot_distance a 2 4');
+    expect(app.currentState).toMatchObject({snapshotFrom: 2, snapshotTo: 4});
+    expect(host.written[host.written.length - 1]).toMatchObject({sfrom: '2', sto: '4'});
+    expect(distanceTexts(root)).toEqual([
+      ['conv', '2'],
+      ['dense', '4'],
+    ]);
+  });
+
+  it('hides the section for a run without snapshots and goes back to first and last on a run change', async () => {
+    const {app, data, q} = await start({host: Object.assign(new FakeHost(), {url: {sfrom: '2', sto: '2'}})});
+    expect(data.calls).toContain('snapshot_distance a 2 2');
+    const run = q<HTMLSelectElement>('run-select');
+    run.value = 'b';
+    run.dispatchEvent(new Event('change'));
+    await settle();
+    expect(q('snapshots').hidden).toBe(true);
+    expect(data.calls.filter((c) => c.startsWith('snapshot_distance b'))).toEqual([]);
+    expect(app.currentState).toMatchObject({snapshotFrom: null, snapshotTo: null});
+  });
+
+  it('opens a layer from its row', async () => {
+    const {app, root} = await start();
+    root.querySelector<HTMLElement>('[data-testid="snapshot-row"][data-layer="dense"]')!.click();
+    await settle();
+    expect(app.currentState).toMatchObject({view: 'layer', layer: 'dense'});
   });
 });
 

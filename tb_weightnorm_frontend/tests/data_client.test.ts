@@ -12,7 +12,11 @@ import {
   decodeNumber,
   findingsUrl,
   decodeNumbers,
+  decodeSnapshotDistance,
+  decodeSnapshots,
   runsUrl,
+  snapshotDistanceUrl,
+  snapshotsUrl,
   seriesUrl,
   tableUrl,
 } from '../src/data_client';
@@ -294,5 +298,54 @@ describe('the data behind the tab', () => {
     );
     expect(histogramsUrl(['a'], 'm/k', 'weight', 60)).toBe('./histograms?run=a&variable=m%2Fk&kind=weight&max_steps=60');
     expect(kernelGridsUrl('a', 'm/k')).toBe('./kernel_grids?run=a&variable=m%2Fk');
+  });
+});
+
+describe('weight snapshots', () => {
+  it('builds relative URLs', () => {
+    expect(snapshotsUrl('a/train')).toBe('./snapshots?run=a%2Ftrain');
+    expect(snapshotDistanceUrl('a b', 0, 12)).toBe('./snapshot_distance?run=a+b&from=0&to=12');
+  });
+
+  it('decodes the list of snapshots and the files skipped', () => {
+    const list = decodeSnapshots({
+      run: 'r',
+      snapshots: [{epoch: 0, step: 0, wall_time: 5.5, variables: 8}],
+      skipped: [{file: 'epoch-000009.wsnap', reason: 'bad magic'}],
+    });
+    expect(list).toEqual({
+      run: 'r',
+      snapshots: [{epoch: 0, step: 0, wallTime: 5.5, variables: 8}],
+      skipped: [{file: 'epoch-000009.wsnap', reason: 'bad magic'}],
+    });
+    expect(() => decodeSnapshots({run: 'r', snapshots: [{step: 1}]})).toThrow(ApiError);
+  });
+
+  it('decodes distances with infinities and values not measured', () => {
+    const values = {distance: 0.5, relative: 'Infinity', norm_from: 0, norm_to: 0.5, nonfinite: 2};
+    const d = decodeSnapshotDistance({
+      run: 'r',
+      from: {epoch: 0, step: 0, wall_time: 1},
+      to: {epoch: 2, step: 8, wall_time: 2},
+      total: {...values, relative: null},
+      layers: [{layer: 'dense', ...values, variables: [{variable: 'm/dense/bias', shape: [3], ...values}]}],
+      unmatched: [{variable: 'm/x', reason: 'only in epoch 0'}],
+    });
+    expect(d.total.relative).toBeNull();
+    expect(d.layers[0]).toMatchObject({layer: 'dense', distance: 0.5, relative: Infinity, normFrom: 0, nonFinite: 2});
+    expect(d.layers[0].variables[0]).toMatchObject({variable: 'm/dense/bias', shape: [3], relative: Infinity});
+    expect(d.to).toEqual({epoch: 2, step: 8, wallTime: 2});
+    expect(d.unmatched).toEqual([{variable: 'm/x', reason: 'only in epoch 0'}]);
+  });
+
+  it('fetches through the client', async () => {
+    const {fetchFn, asked} = fakeFetch({
+      './snapshots?run=r': () => jsonResponse({run: 'r', snapshots: [], skipped: []}),
+      './snapshot_distance?run=r&from=0&to=1': () => jsonResponse({error: "run 'r' has no weight snapshot of epoch 1"}, 404),
+    });
+    const client = createDataClient(fetchFn);
+    expect((await client.getSnapshots('r')).snapshots).toEqual([]);
+    await expect(client.getSnapshotDistance('r', 0, 1)).rejects.toThrow("no weight snapshot of epoch 1 (HTTP 404");
+    expect(asked).toEqual(['./snapshots?run=r', './snapshot_distance?run=r&from=0&to=1']);
   });
 });

@@ -12,6 +12,7 @@ import {
   selectHistogramMode,
   selectHistogramVariable,
   selectRun,
+  selectSnapshots,
   selectStat,
   selectStep,
   showOverview,
@@ -125,6 +126,19 @@ describe('selectRun', () => {
   it('ignores unknown runs and the run already chosen', () => {
     expect(selectRun(base, 'nope')).toBe(base);
     expect(selectRun(base, 'a')).toBe(base);
+  });
+});
+
+describe('selectSnapshots', () => {
+  const base = state({runs: [a, b, c], run: 'a'});
+
+  it('chooses the two epochs, and a new run goes back to its first and last', () => {
+    const picked = selectSnapshots(base, 2, 5);
+    expect(picked).toMatchObject({snapshotFrom: 2, snapshotTo: 5});
+    expect(selectSnapshots(picked, 2, 5)).toBe(picked);
+    expect(selectRun(picked, 'b')).toMatchObject({snapshotFrom: null, snapshotTo: null});
+    expect(withRuns(picked, [a, b])).toMatchObject({snapshotFrom: 2, snapshotTo: 5});
+    expect(withRuns(picked, [b])).toMatchObject({run: 'b', snapshotFrom: null, snapshotTo: null});
   });
 });
 

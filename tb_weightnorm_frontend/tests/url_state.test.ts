@@ -17,6 +17,8 @@ const rich: State = {
   tableSort: 'layer',
   tableDescending: false,
   tableFilter: 'Conv',
+  snapshotFrom: 0,
+  snapshotTo: 12,
 };
 
 /** What the link keeps of a state: everything but the run list. */
@@ -94,6 +96,13 @@ describe('decodeUrlState', () => {
     expect(decodeUrlState({view: 'layer'})).toEqual({});
     expect(decodeUrlState({view: 'layer', layer: ''})).toEqual({});
     expect(decodeUrlState({view: 'layer', layer: 'dense'})).toEqual({view: 'layer', layer: 'dense'});
+  });
+
+  it('restores the compared snapshots only as a pair of whole epochs', () => {
+    expect(decodeUrlState({sfrom: '0', sto: '12'})).toEqual({snapshotFrom: 0, snapshotTo: 12});
+    expect(decodeUrlState({sfrom: '3'})).toEqual({});
+    expect(decodeUrlState({sfrom: '1.5', sto: '2'})).toEqual({});
+    expect(decodeUrlState({sfrom: '-1', sto: '2'})).toEqual({});
   });
 
   it('drops a direction that is not true or false', () => {
