@@ -6,7 +6,7 @@ import collections
 import logging
 import os
 import time
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import keras
 import tensorflow as tf
@@ -57,7 +57,11 @@ class WeightHealthCallback(keras.callbacks.Callback):
             and, like the tables, logs less often if they cost more than
             about half a percent.
         kernel_grid_every_n_epochs: log conv kernel grid images at the start
-            and every K epochs; 0 never.
+            and every K epochs; 0 never. None (the default) draws them at the
+            start, then at an epoch end (and at the end of training) once
+            enough time has passed that drawing them again adds at most
+            about half a percent: every epoch for epochs of a few minutes,
+            less often for short ones.
         report: at each epoch end, diagnose the steps logged so far (the same
             rules as the tab and `tb-weightnorm report`) and write each new
             finding of at least this severity (`"info"`, `"warning"`,
@@ -123,7 +127,7 @@ class WeightHealthCallback(keras.callbacks.Callback):
         *,
         every_n_steps: Optional[int] = None,
         histogram_every_n_steps: Optional[int] = None,
-        kernel_grid_every_n_epochs: int = 1,
+        kernel_grid_every_n_epochs: Optional[int] = None,
         report: Optional[str] = "warning",
         thresholds: Optional[diagnosis.Thresholds] = None,
         snapshot_every_n_epochs: int = 0,
@@ -152,7 +156,12 @@ class WeightHealthCallback(keras.callbacks.Callback):
         )
         self._step_times = {kind: collections.deque(maxlen=9) for kind in ("plain", "norms", "histograms")}
         self._step_started: Optional[float] = None
-        self.kernel_grid_every_n_epochs = every("kernel_grid_every_n_epochs", kernel_grid_every_n_epochs)
+        self._adaptive_grids = kernel_grid_every_n_epochs is None
+        self.kernel_grid_every_n_epochs = (
+            1 if kernel_grid_every_n_epochs is None else every("kernel_grid_every_n_epochs", kernel_grid_every_n_epochs)
+        )
+        # (seconds the last drawing took, when it ended), for the automatic timing.
+        self._last_grids: Optional[Tuple[float, float]] = None
         if report is not None and report not in diagnosis.SEVERITIES:
             raise ValueError(
                 f"report must be one of {', '.join(diagnosis.SEVERITIES)} or None; got {report!r}"
@@ -189,6 +198,7 @@ class WeightHealthCallback(keras.callbacks.Callback):
         self._recorder: Optional[AppliedUpdateRecorder] = None
         self._held_on_device: Dict[str, int] = {}
         self._convs = None
+        self._grids_step: Optional[int] = None  # the step the last grids show
         self._names = None  # (spec, norm table names, histogram names)
         self._chief = True
         # Keras need not turn the logs into numpy for us: we never read them.
@@ -253,9 +263,16 @@ class WeightHealthCallback(keras.callbacks.Callback):
     def _run_dir(self) -> str:
         return os.path.join(self.log_dir, "train")
 
+    def _grids_due(self) -> bool:
+        if not self._adaptive_grids or self._last_grids is None:
+            return True
+        cost, ended = self._last_grids
+        return cost_budget.grids_due(cost, time.perf_counter() - ended)
+
     def _write_kernel_grids(self) -> None:
         if not self.kernel_grid_every_n_epochs or not self._chief:
             return
+        started = time.perf_counter()
         if self._convs is None:
             if not (self.model.built and self.model.variables):
                 return  # built in its first call: the first grids come at epoch end
@@ -265,6 +282,9 @@ class WeightHealthCallback(keras.callbacks.Callback):
         with self._writer.as_default():
             for conv in self._convs:
                 summary.write_kernel_grid(conv, step, max_filters=self.options.max_kernel_filters)
+        ended = time.perf_counter()
+        self._last_grids = (ended - started, ended)
+        self._grids_step = step
 
     def _write_recorded(self) -> Optional[str]:
         """Writes the tables and histograms the train step recorded; returns
@@ -392,7 +412,10 @@ class WeightHealthCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self._write_recorded()
         self._watch()
-        if self.kernel_grid_every_n_epochs and (epoch + 1) % self.kernel_grid_every_n_epochs == 0:
+        if self._adaptive_grids:
+            if self._grids_due():
+                self._write_kernel_grids()
+        elif self.kernel_grid_every_n_epochs and (epoch + 1) % self.kernel_grid_every_n_epochs == 0:
             self._write_kernel_grids()
         # An alert that stopped training mid-epoch: these weights are not the epoch's.
         if (
@@ -456,6 +479,8 @@ class WeightHealthCallback(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self._write_recorded()
+        if self._adaptive_grids and self._grids_step != self._step() and self._grids_due():
+            self._write_kernel_grids()  # the kernels training ended with
         if self._writer is not None:
             self._writer.flush()
         self._diagnose()

@@ -80,3 +80,31 @@ def interval_for(
         return None
     wanted = nice_interval(extra / (budget * plain))
     return wanted if wanted > current else None
+
+
+def grids_due(last_cost_seconds: Optional[float], seconds_since_last: float, budget: float = BUDGET) -> bool:
+    """Whether kernel grids may be drawn again: when the time trained since the
+    last ones is long enough that drawing them (as long as last time) adds at
+    most `budget` to it.
+
+    Grids are drawn on the host at epoch ends, so their cost is a fixed time
+    per drawing, not a share of each step: 52 conv kernels of a MobileNetV2
+    take about half a second, nothing beside a 10-minute epoch and a third of
+    a 2-second one.
+
+    Args:
+        last_cost_seconds: how long the last drawing took; None if none was
+            drawn yet (then they are due).
+        seconds_since_last: training time since the last drawing ended.
+        budget: the share of training time drawing may add.
+
+    Example:
+
+    >>> grids_due(0.5, 60.0)   # 0.5 s of drawing after a minute: 0.8%
+    False
+    >>> grids_due(0.5, 120.0)
+    True
+    """
+    if last_cost_seconds is None:
+        return True
+    return last_cost_seconds <= budget * seconds_since_last

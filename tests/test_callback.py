@@ -176,3 +176,37 @@ def test_callback_reports_new_findings_once_at_epoch_end(tmp_path, caplog):
 def test_callback_refuses_an_unknown_report_severity(tmp_path):
     with pytest.raises(ValueError, match="report must be one of info, warning, critical"):
         tb_weightnorm.WeightHealthCallback(str(tmp_path), report="loud")
+
+
+def _conv_fit(tmp_path, epochs, sleep_per_epoch=0.0, **callback_kwargs):
+    """Steps at which kernel grids were logged, over a fit of a tiny CNN."""
+    import time
+
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, name="conv"), keras.layers.Flatten(), keras.layers.Dense(2)])
+    model.compile(optimizer=keras.optimizers.SGD(LR), loss="mse")
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(16, 8, 8, 1)).astype("float32"), rng.normal(size=(16, 2)).astype("float32")
+    # Time passing in training, without training longer: stands for long epochs.
+    slow = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: time.sleep(sleep_per_epoch))
+    callback = tb_weightnorm.WeightHealthCallback(str(tmp_path), **callback_kwargs)
+    model.fit(x, y, batch_size=8, epochs=epochs, verbose=0, callbacks=[slow, callback])
+    return [step for step, _, tag, _, _ in read_events(str(tmp_path / "train")) if tag.startswith(metadata.KERNEL_GRID_TAG_PREFIX)]
+
+
+def test_kernel_grids_every_epoch_when_asked(tmp_path):
+    assert _conv_fit(tmp_path, 3, kernel_grid_every_n_epochs=1) == [0, 2, 4, 6]
+
+
+def test_automatic_kernel_grids_skip_epochs_too_short_to_pay_for_them(tmp_path):
+    # Epochs of 2 steps take milliseconds: drawing again would cost far more
+    # than the budget. The first epoch also traced the train step (seconds),
+    # which may pay for one drawing at its end; the later ones never do.
+    steps = _conv_fit(tmp_path, 5)
+    assert steps[0] == 0 and set(steps) <= {0, 2}
+
+
+def test_automatic_kernel_grids_come_back_once_enough_time_has_passed(tmp_path):
+    # A 4-filter grid takes a few milliseconds: after 3 s of training it is
+    # within the budget (15 ms), so every epoch end draws, and the end of
+    # training does not draw the last epoch's kernels twice.
+    assert _conv_fit(tmp_path, 2, sleep_per_epoch=3.0) == [0, 2, 4]

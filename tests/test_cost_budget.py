@@ -69,3 +69,10 @@ def test_explicit_intervals_are_kept(tmp_path):
     assert (callback.every_n_steps, callback.histogram_every_n_steps) == (5, 20)
     steps = sorted({s for s, _ in tb_weightnorm.load(str(tmp_path)).groupby("step")})
     assert steps == list(range(1, 81, 5))
+
+
+def test_grids_are_due_first_and_then_once_their_cost_fits_the_budget():
+    assert cost_budget.grids_due(None, 0.0)
+    assert not cost_budget.grids_due(0.5, 60.0)
+    assert cost_budget.grids_due(0.5, 100.0)
+    assert cost_budget.grids_due(0.0, 0.0)
