@@ -294,7 +294,7 @@ class AppliedUpdateRecorder:
             intervals = recorder._intervals.read_value()
             due_norms = tf.equal(tf.math.floormod(iteration, intervals[0]), 0)
             if recorder._before and recording:
-                tf.cond(due_norms, recorder._snapshot, lambda: tf.constant(False))
+                tf_state.run_if(due_norms, recorder._snapshot)
             del reduced[:]
             result = original(grads, trainable_variables)
             if not recording:
@@ -312,14 +312,10 @@ class AppliedUpdateRecorder:
             def norms():
                 return recorder._record_norms(step, by_variable, applied, variables)
 
-            tf.cond(due_norms, norms, lambda: tf.constant(False))
+            tf_state.run_if(due_norms, norms)
             if recorder.histograms is not None:
                 due_histograms = tf.equal(tf.math.floormod(iteration, intervals[1]), 0)
-                tf.cond(
-                    due_histograms,
-                    lambda: recorder._record_histograms(step, by_variable),
-                    lambda: tf.constant(False),
-                )
+                tf_state.run_if(due_histograms, lambda: recorder._record_histograms(step, by_variable))
             return result
 
         optimizer.apply = apply

@@ -64,3 +64,21 @@ def compiling_with_xla() -> bool:
         return bool(control_flow_util.GraphOrParentsInXlaContext(ops.get_default_graph()))
     except (ImportError, AttributeError):  # the private API moved: take the portable ops
         return True
+
+
+def run_if(pred, fn) -> tf.Tensor:
+    """Runs `fn` (which returns a bool tensor) only when `pred` is true, as a
+    function call the executor skips entirely otherwise.
+
+    `tf.cond` in a `tf.function` is lowered to Switch and Merge ops: the branch
+    not taken is still walked op by op, propagating "dead" tensors, and for a
+    table of every variable that walk costs about as much as a plain step of a
+    small model, every step. A Case op kept whole costs one branch call.
+    """
+    try:
+        from tensorflow.python.ops import cond_v2
+
+        index = tf.cast(pred, tf.int32)
+        return cond_v2.indexed_case(index, [lambda: tf.constant(False), fn], lower_using_switch_merge=False)
+    except (ImportError, AttributeError, TypeError):  # the private API moved: the portable cond
+        return tf.cond(pred, fn, lambda: tf.constant(False))
