@@ -33,7 +33,7 @@ def test_wheel_holds_the_bundle_and_the_entry_point(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
     python = venv / "bin" / "python"
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", str(wheel)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(wheel)], check=True)
     code = (
         "import importlib.metadata as m, pathlib, tb_weightnorm.plugin as p;"
         "ep = [e for e in m.entry_points(group='tensorboard_plugins') if e.name == 'weight_health'][0];"
