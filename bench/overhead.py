@@ -17,7 +17,7 @@ import os
 import sys
 import tempfile
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -71,20 +71,25 @@ class _Timer(keras.callbacks.Callback):
     """Time from the end of the first step to the end of training; goes last
     in the callback list so every other callback's work is inside."""
 
+    # Wall time is what a user waits; the process's CPU time (all its
+    # threads) is what its own work costs, and hardly moves when other
+    # processes share the machine.
+
     def __init__(self):
         super().__init__()
-        self.start: Optional[float] = None
-        self.seconds: Optional[float] = None
+        self.start: Optional[Tuple[float, float]] = None
+        self.seconds: Optional[Tuple[float, float]] = None
 
     def on_train_batch_end(self, batch, logs=None):
         if self.start is None:
-            self.start = time.perf_counter()
+            self.start = (time.perf_counter(), time.process_time())
 
     def on_train_end(self, logs=None):
-        self.seconds = time.perf_counter() - self.start
+        self.seconds = (time.perf_counter() - self.start[0], time.process_time() - self.start[1])
 
 
-def _timed_fit(model, x, y, epochs: int, callbacks: List[keras.callbacks.Callback]) -> float:
+def _timed_fit(model, x, y, epochs: int, callbacks: List[keras.callbacks.Callback]) -> Tuple[float, float]:
+    """(wall seconds, CPU seconds) from the end of the first step to the end of training."""
     timer = _Timer()
     model.fit(x, y, batch_size=models.BATCH, epochs=epochs, shuffle=False, verbose=0, callbacks=callbacks + [timer])
     return timer.seconds
@@ -104,8 +109,8 @@ def measure_model(
     model = models.compiled(key)
     x, y = models.data(key, steps)
     _timed_fit(model, x, y, 1, [])  # warm up: first trace, allocator, caches
-    baseline: Dict[str, List[float]] = {v: [] for v in variants}
-    measured: Dict[str, List[float]] = {v: [] for v in variants}
+    baseline: Dict[str, List[Tuple[float, float]]] = {v: [] for v in variants}
+    measured: Dict[str, List[Tuple[float, float]]] = {v: [] for v in variants}
     for pair in range(pairs):
         for variant in variants:
             log_dir = tempfile.mkdtemp(prefix=f"{key}_{variant}_", dir=workdir)
@@ -120,14 +125,19 @@ def measure_model(
                 (baseline if role == "base" else measured)[variant].append(seconds)
         progress(f"{key}: pair {pair + 1}/{pairs}")
     timed_steps = epochs * steps - 1
-    all_base = [t for v in variants for t in baseline[v]]
+    all_base = [wall for v in variants for wall, _ in baseline[v]]
+
+    def ratios(variant: str, which: int) -> dict:
+        return common.paired_ratios([t[which] for t in baseline[variant]], [t[which] for t in measured[variant]])
+
     return {
         "name": models.MODELS[key].name,
         "variables": len(model.trainable_variables),
         "parameters": int(sum(v.numpy().size for v in model.trainable_variables)),
         "steps_per_fit": epochs * steps,
         "baseline_ms_per_step": 1000 * sorted(all_base)[len(all_base) // 2] / timed_steps,
-        "variants": {v: common.paired_ratios(baseline[v], measured[v]) for v in variants},
+        "variants": {v: ratios(v, 0) for v in variants},
+        "variants_cpu": {v: ratios(v, 1) for v in variants},
     }
 
 
@@ -165,7 +175,11 @@ def markdown(result: dict) -> str:
         cells = [label]
         for key in keys:
             r = result["models"][key]["variants"].get(variant)
-            cells.append(f"**{r['median']:.3f}×** ({r['min']:.3f}–{r['max']:.3f})" if r else "–")
+            cpu = result["models"][key].get("variants_cpu", {}).get(variant)
+            cell = f"**{r['median']:.3f}×** ({r['min']:.3f}–{r['max']:.3f})" if r else "–"
+            if r and cpu:
+                cell += f"; CPU {cpu['median']:.3f}×"
+            cells.append(cell)
         rows.append(cells)
     rows.append(
         ["plain training, ms per step"]
@@ -176,7 +190,8 @@ def markdown(result: dict) -> str:
     steps = ", ".join(f"{result['models'][k]['name']} {result['models'][k]['steps_per_fit']}" for k in keys)
     return (
         common.markdown_table(header, rows)
-        + f"\n\nMedian of {'/'.join(map(str, sorted(pairs)))} per-pair ratios (min–max in brackets); "
+        + f"\n\nMedian of {'/'.join(map(str, sorted(pairs)))} per-pair ratios of wall time (min–max in brackets), "
+        + "then the median ratio of the process's CPU time; "
         + f"steps per fit: {steps}."
     )
 
