@@ -75,6 +75,8 @@ def run_if(pred, fn) -> tf.Tensor:
     table of every variable that walk costs about as much as a plain step of a
     small model, every step. A Case op kept whole costs one branch call.
     """
+    if tf.executing_eagerly():  # a train step run eagerly: nothing to skip but the Python call
+        return fn() if bool(pred) else tf.constant(False)
     try:
         from tensorflow.python.ops import cond_v2
 
