@@ -126,7 +126,8 @@ def histograms(tensors: Sequence, bins: int) -> tf.Tensor:
     flats: List[tf.Tensor] = []
     implicit: List[Optional[tf.Tensor]] = []
     for t in tensors:
-        flat, zeros = _flatten(t)
+        # A large tensor (or variable) is read and cast a piece at a time.
+        flat, zeros = (t, None) if stats.is_large(t) else _flatten(t)
         flats.append(flat)
         implicit.append(zeros)
     # Deduplicated IndexedSlices have a data-dependent size, unknown to
@@ -134,7 +135,11 @@ def histograms(tensors: Sequence, bins: int) -> tf.Tensor:
     # keeps XLA from having to concatenate dynamically shaped pieces. The
     # chunks are those of stats.segmented_chunks, laid out by _Layout.
     parts = []
-    for group in stats._chunks([stats._static_size(f) for f in flats]):
+    sizes = [tf.TensorShape(f.shape).num_elements() if stats.is_large(f) else stats._static_size(f) for f in flats]
+    for group in stats._chunks(sizes):
+        if len(group) == 1 and stats.is_large(flats[group[0]]):
+            parts.append(_large_histogram(flats[group[0]], bins))
+            continue
         zeros = None
         if any(implicit[i] is not None for i in group):
             zeros = tf.stack(
@@ -180,7 +185,7 @@ def _group_histograms(
     if implicit_zeros is not None:
         implicit_zeros = layout.to_sorted(implicit_zeros)
     # Exact when every value is finite, as on almost every step.
-    plain = _Ranges(layout.min(flat), layout.max(flat), layout, implicit_zeros, bins)
+    plain = _Ranges(layout.min(flat), layout.max(flat), layout.sizes, implicit_zeros, bins)
     # A NaN or Inf makes the sum non-finite; so may huge finite values, which
     # then take the path with masks, exact too.
     no_masks = tf.math.is_finite(tf.reduce_sum(flat)) & tf.reduce_all(tf.equal(plain.scale, 1.0))
@@ -196,23 +201,70 @@ def _group_histograms(
         ranges = _Ranges(
             layout.min(tf.where(finite, flat, big)),
             layout.max(tf.where(finite, flat, -big)),
-            layout,
+            layout.sizes,
             implicit_zeros,
             bins,
         )
         # Rare steps: a gather is slower than a broadcast but adds no op per
         # size class to the graph.
-        lo = layout.gather(ranges.lo)
-        # Non-finite values get their tensor's min as a stand-in so the bucket
-        # arithmetic stays finite; their column is chosen below.
-        x = tf.where(finite, flat * layout.gather(ranges.scale), lo)
-        b = _bucket(x, lo, layout.gather(ranges.safe_span), bins, ranges.divisor)
-        nan, neg_inf, pos_inf = (float(bins + k) for k in (1, 2, 3))
-        non_finite = tf.where(tf.math.is_nan(flat), nan, tf.where(flat < 0, neg_inf, pos_inf))
-        column = tf.where(finite, b, non_finite)
+        column = _column(
+            flat, finite, layout.gather(ranges.lo), layout.gather(ranges.scale),
+            layout.gather(ranges.safe_span), ranges.divisor, bins,
+        )
         return ranges.table(layout.count(column), implicit_zeros)
 
     return layout.to_original(tf.cond(no_masks, all_finite, some_not_finite))
+
+
+def _column(flat, finite, lo, scale, span, divisor, bins: int) -> tf.Tensor:
+    """The counted column (see _width) of each value of `flat`: its bucket in
+    [lo, lo + span] after scaling (per value, or scalars), or its non-finite
+    column."""
+    # Non-finite values get their tensor's min as a stand-in so the bucket
+    # arithmetic stays finite; their column is chosen below.
+    x = tf.where(finite, flat * scale, lo)
+    b = _bucket(x, lo, span, bins, divisor)
+    nan, neg_inf, pos_inf = (float(bins + k) for k in (1, 2, 3))
+    non_finite = tf.where(tf.math.is_nan(flat), nan, tf.where(flat < 0, neg_inf, pos_inf))
+    return tf.where(finite, b, non_finite)
+
+
+def _large_histogram(tensor, bins: int) -> tf.Tensor:
+    """The [1, bins + 5] histogram of a large tensor or variable (any real
+    dtype), in two passes over its pieces (see `stats.in_pieces`): its range,
+    then its counts. No temporary of its full size is made."""
+    big = tf.constant(float("inf"))
+
+    def extremes(piece):
+        x = tf.reshape(_as_float32(piece), [-1])
+        finite = tf.math.is_finite(x)
+        return tf.stack([
+            tf.reduce_min(tf.where(finite, x, big)),
+            tf.reduce_max(tf.where(finite, x, -big)),
+            tf.cast(tf.reduce_all(finite), tf.float32),
+        ])
+
+    per_piece = stats.in_pieces([tensor], extremes, [3])
+    size = tf.constant([tf.TensorShape(tensor.shape).num_elements()], tf.int32)
+    ranges = _Ranges(tf.reduce_min(per_piece[:, 0])[None], tf.reduce_max(per_piece[:, 1])[None], size, None, bins)
+    lo, scale, span = ranges.lo[0], ranges.scale[0], ranges.safe_span[0]
+
+    def counts(masks: bool):
+        def of_piece(piece):
+            x = tf.reshape(_as_float32(piece), [-1])
+            if masks:
+                column = _column(x, tf.math.is_finite(x), lo, scale, span, ranges.divisor, bins)
+            else:
+                column = _bucket(x, lo, span, bins, ranges.divisor)
+            return _Layout([x], bins).count(column)[0]
+
+        return tf.reduce_sum(stats.in_pieces([tensor], of_piece, [_width(bins)], tf.int32), axis=0)
+
+    # As in _group_histograms: almost always every value is finite and in
+    # range, and the buckets need no masks.
+    no_masks = tf.reduce_all(per_piece[:, 2] > 0) & tf.equal(scale, 1.0)
+    total = tf.cond(no_masks, lambda: counts(False), lambda: counts(True))
+    return ranges.table(total[None], None)
 
 
 def _width(bins: int) -> int:
@@ -346,10 +398,10 @@ class _Layout:
 class _Ranges:
     """The [min, max] of each of n tensors and the bucket geometry derived from it."""
 
-    def __init__(self, seg_min, seg_max, layout: _Layout, implicit_zeros: Optional[tf.Tensor], bins: int):
+    def __init__(self, seg_min, seg_max, sizes: tf.Tensor, implicit_zeros: Optional[tf.Tensor], bins: int):
         self.bins = bins
         # An empty tensor has no min and no max, whatever the reduction gave.
-        stored = layout.sizes > 0
+        stored = sizes > 0
         seg_min = tf.where(stored, seg_min, float("inf"))
         seg_max = tf.where(stored, seg_max, float("-inf"))
         if implicit_zeros is not None:

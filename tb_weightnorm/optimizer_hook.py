@@ -24,7 +24,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
-from tb_weightnorm import histograms, table
+from tb_weightnorm import histograms, stats, table
 from tb_weightnorm.model_variables import TrackedVariable
 from tb_weightnorm import tf_state
 from tb_weightnorm.tf_state import plain_variable
@@ -230,7 +230,7 @@ class AppliedUpdateRecorder:
     # -- in the train step -------------------------------------------------
 
     def _current_weights(self) -> Dict[int, tf.Tensor]:
-        return {k: tf.convert_to_tensor(v) for k, v in self._variables.items()}
+        return {k: stats.value_of(v) for k, v in self._variables.items()}
 
     def _snapshot(self):
         assigns = [b.assign(tf.convert_to_tensor(self._variables[k])) for k, b in self._before.items()]
@@ -245,7 +245,7 @@ class AppliedUpdateRecorder:
             before={k: tf.convert_to_tensor(b) for k, b in self._before.items()},
             initial={k: tf.convert_to_tensor(w0) for k, w0 in self._initial.items()},
             all_gradients=all_grads,
-            all_weights=[tf.convert_to_tensor(v) for v in all_vars],
+            all_weights=[stats.value_of(v) for v in all_vars],
         )
         return self.norms.write(step, values)
 

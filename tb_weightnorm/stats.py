@@ -7,7 +7,11 @@ are reduced where the tensors live; only the small tables leave the device.
 Many small variables are reduced together with segment ops (a few large ops
 instead of a dozen small ones per variable, which matters for models with
 hundreds of layers); a variable larger than `_CHUNK_ELEMENTS` is reduced alone so
-nothing is ever concatenated into a second copy of a huge tensor.
+nothing is ever concatenated into a second copy of a huge tensor, and piece by
+piece (`piece_elements()` values at a time, in a loop), so the temporaries of
+its reductions stay the size of a piece: reducing a 100-million-value
+embedding at once would hold several more tensors of its size, on a device
+it may fill.
 """
 
 from __future__ import annotations
@@ -50,19 +54,23 @@ def _chunks(sizes: Sequence[int]) -> List[List[int]]:
 
 class _Segments:
     """Reductions over the n segments of a flat tensor whose segment ids are
-    sorted and contiguous (as `segmented_chunks` makes them).
+    sorted and contiguous (as `segmented_chunks` makes them); with ids None,
+    over the whole tensor as one segment.
 
     On CPU the sorted segment kernels are 3 to 4 times faster than the
     unsorted ones, but they have no XLA version and drop trailing empty
-    segments; under XLA the unsorted ones are used. The sum of an empty
+    segments; under XLA the unsorted ones are used. A whole tensor takes the
+    plain reductions, which run on several threads. The sum of an empty
     segment is 0; its max and min mean nothing (callers look at the count).
     """
 
-    def __init__(self, ids: tf.Tensor, n: int):
+    def __init__(self, ids: Optional[tf.Tensor], n: int):
         self.ids, self.n = ids, n
         self.xla = tf_state.compiling_with_xla()
 
-    def _reduce(self, sorted_op, unsorted_op, x: tf.Tensor) -> tf.Tensor:
+    def _reduce(self, sorted_op, unsorted_op, whole_op, x: tf.Tensor) -> tf.Tensor:
+        if self.ids is None:
+            return whole_op(x)[None]
         if self.xla:
             return unsorted_op(x, self.ids, self.n)
         out = sorted_op(x, self.ids)
@@ -70,13 +78,17 @@ class _Segments:
         return tf.reshape(out, [self.n])
 
     def sum(self, x):
-        return self._reduce(tf.math.segment_sum, tf.math.unsorted_segment_sum, x)
+        return self._reduce(tf.math.segment_sum, tf.math.unsorted_segment_sum, tf.reduce_sum, x)
 
     def max(self, x):
-        return self._reduce(tf.math.segment_max, tf.math.unsorted_segment_max, x)
+        return self._reduce(tf.math.segment_max, tf.math.unsorted_segment_max, tf.reduce_max, x)
 
     def min(self, x):
-        return self._reduce(tf.math.segment_min, tf.math.unsorted_segment_min, x)
+        return self._reduce(tf.math.segment_min, tf.math.unsorted_segment_min, tf.reduce_min, x)
+
+    def spread(self, values: tf.Tensor) -> tf.Tensor:
+        """Each element's segment's entry of `values` ([n])."""
+        return values[0] if self.ids is None else tf.gather(values, self.ids)
 
 
 # Below this largest magnitude, squares fall into float32's subnormal range
@@ -98,15 +110,16 @@ def _segment_l2(x, segments: _Segments, linf: tf.Tensor) -> tf.Tensor:
 
     def scaled():
         safe_linf = tf.where(linf > 0, linf, 1.0)
-        y = x / tf.gather(safe_linf, segments.ids)
+        y = x / segments.spread(safe_linf)
         return tf.where(needs_scaling, linf * tf.sqrt(segments.sum(y * y)), plain)
 
     return tf.cond(tf.reduce_any(needs_scaling), scaled, lambda: plain)
 
 
-def _segment_stats(flat: tf.Tensor, ids: tf.Tensor, n: int, sizes: tf.Tensor) -> tf.Tensor:
+def _segment_stats(flat: tf.Tensor, ids: Optional[tf.Tensor], n: int, sizes: tf.Tensor) -> tf.Tensor:
     """The TENSOR_STATS of n segments of `flat` (segment i holds sizes[i]
-    values), as a [n, 9] float32 tensor.
+    values; ids None: one segment, the whole of `flat`), as a [n, 9] float32
+    tensor.
 
     Every stat but the counts is over the finite values only, so one NaN does
     not hide the scale of the rest; a segment with no finite value gets NaN.
@@ -123,7 +136,7 @@ def _segment_stats(flat: tf.Tensor, ids: tf.Tensor, n: int, sizes: tf.Tensor) ->
         l2 = _segment_l2(x, segments, linf)
         safe_count = tf.maximum(count, 1.0)
         mean = segments.sum(x) / safe_count
-        centered = x - tf.gather(mean, ids)
+        centered = x - segments.spread(mean)
         if mask is not None:
             centered = tf.where(mask, centered, 0.0)
         # |x - mean| <= 2 linf: the same rescaling keeps tiny and huge spreads.
@@ -174,14 +187,176 @@ def tensor_stats(tensors: Sequence) -> tf.Tensor:
     if not tensors:
         return tf.zeros([0, len(TENSOR_STATS)], tf.float32)
     sparse = [i for i, t in enumerate(tensors) if isinstance(t, tf.IndexedSlices)]
-    if sparse:
-        dense = [i for i in range(len(tensors)) if i not in set(sparse)]
-        parts = [_dense_stats([tensors[i] for i in dense])] if dense else []
-        parts += [_indexed_slices_stats(tensors[i]) for i in sparse]
-        order = dense + sparse
-        inverse = [order.index(i) for i in range(len(tensors))]
-        return tf.gather(tf.concat(parts, axis=0), inverse)
-    return _dense_stats(tensors)
+    large = [i for i, t in enumerate(tensors) if i not in sparse and is_large(t)]
+    dense = [i for i in range(len(tensors)) if i not in sparse and i not in large]
+    parts = [_dense_stats([tensors[i] for i in dense])] if dense else []
+    parts += [_indexed_slices_stats(tensors[i]) for i in sparse]
+    parts += [_large_stats(tensors[i]) for i in large]
+    return _in_order(parts, dense + sparse + large)
+
+
+def _in_order(parts: Sequence[tf.Tensor], order: Sequence[int]) -> tf.Tensor:
+    """The rows of `parts`, concatenated, put back in the callers' order
+    (row k of the concatenation belongs to tensor order[k])."""
+    table = parts[0] if len(parts) == 1 else tf.concat(parts, axis=0)
+    if list(order) == list(range(len(order))):
+        return table
+    return tf.gather(table, [list(order).index(i) for i in range(len(order))])
+
+
+def is_large(tensor) -> bool:
+    """Whether a dense tensor (or a variable) is reduced piece by piece: more
+    values than a chunk holds, known when tracing (a size known only when
+    running cannot decide how to loop)."""
+    if isinstance(tensor, tf.IndexedSlices) or not hasattr(tensor, "shape"):
+        return False
+    size = tf.TensorShape(tensor.shape).num_elements()
+    return size is not None and size > _CHUNK_ELEMENTS
+
+
+def piece_elements() -> int:
+    """About how many values a piece of a large tensor holds: an op on a
+    piece makes a temporary of 1 MB (float32), and a piece takes a few dozen
+    of them (pieces of this size were also the fastest, as they stay in the
+    CPU's caches)."""
+    return max(1, _CHUNK_ELEMENTS // 16)
+
+
+def tf_variable(value) -> Optional[tf.Variable]:
+    """The tf.Variable `value` is or wraps (a Keras variable holds one), else None."""
+    if isinstance(value, tf.Variable):
+        return value
+    inner = getattr(value, "value", None)
+    return inner if isinstance(inner, tf.Variable) else None
+
+
+def value_of(variable):
+    """What to take a variable's statistics of: its value, or for a large
+    variable the variable itself, which the statistics read a piece at a
+    time (see `in_pieces`)."""
+    return variable if is_large(variable) else tf.convert_to_tensor(variable)
+
+
+def in_pieces(sources: Sequence, compute, shape: Sequence[int], dtype=tf.float32) -> tf.Tensor:
+    """compute(*pieces) of consecutive pieces of `sources`, stacked as a
+    [pieces, *shape] tensor.
+
+    A piece is the same whole rows (first axis) of every source, about
+    `piece_elements()` values; a source whose rows are longer than that is
+    cut as 1-D. The pieces run one at a time in a while loop, so reducing a
+    huge tensor holds the temporaries of one piece, not tensors of its full
+    size. A variable is read a piece at a time and never whole: a variable
+    updated sparsely (an embedding table, by its optimizer) copies itself
+    whole on every full read.
+
+    Args:
+        sources: tensors or variables of one static shape, of rank >= 1.
+        compute: maps the pieces (one per source, each [rows, ...]) to a
+            tensor of `shape`.
+        shape: the static shape of what `compute` returns.
+        dtype: its dtype.
+    """
+    full_shape = tf.TensorShape(sources[0].shape).as_list()
+    inner = 1
+    for size in full_shape[1:]:
+        inner *= size
+    if inner > piece_elements():
+        sources = [tf.reshape(tf.convert_to_tensor(s), [-1]) for s in sources]
+        full_shape, inner = [full_shape[0] * inner], 1
+    rest = full_shape[1:]
+    rows = max(1, piece_elements() // inner)
+    full, tail = divmod(full_shape[0], rows)
+
+    def piece(source, start, count: int):
+        variable = tf_variable(source)
+        if variable is not None:
+            return variable.sparse_read(tf.range(count) + start)
+        return tf.slice(source, [start] + [0] * len(rest), [count] + rest)
+
+    parts = []
+    if full:
+
+        def body(i, results):
+            return i + 1, results.write(i, compute(*[piece(s, i * rows, rows) for s in sources]))
+
+        results = tf.TensorArray(dtype, size=full, element_shape=list(shape))
+        # One piece at a time: parallel iterations would hold several pieces'
+        # temporaries at once.
+        _, results = tf.while_loop(
+            lambda i, _: i < full, body, (tf.constant(0), results), parallel_iterations=1
+        )
+        parts.append(results.stack())
+    if tail:
+        parts.append(compute(*[piece(s, full * rows, tail) for s in sources])[None])
+    return parts[0] if len(parts) == 1 else tf.concat(parts, axis=0)
+
+
+def _flat_float32(piece) -> tf.Tensor:
+    return tf.reshape(_as_float32(piece), [-1])
+
+
+def _large_stats(tensor) -> tf.Tensor:
+    """The [1, 9] TENSOR_STATS of a large dense tensor or variable, from those
+    of its pieces."""
+
+    def piece_stats(piece):
+        flat = _flat_float32(piece)
+        size = float(flat.shape[0])
+        return tf.concat([_segment_stats(flat, None, 1, tf.constant([size]))[0], [size]], axis=0)
+
+    per_piece = in_pieces([tensor], piece_stats, [len(TENSOR_STATS) + 1])
+    return _combined_stats(per_piece[:, :-1], per_piece[:, -1])[None]
+
+
+def _combined_stats(per_piece: tf.Tensor, sizes: tf.Tensor) -> tf.Tensor:
+    """The [9] TENSOR_STATS of a tensor from the [pieces, 9] ones of its pieces
+    (piece p holds sizes[p] values). Means and spreads are combined as weighted
+    averages and scaled sums, which neither overflow nor lose a tiny spread."""
+    l1, l2, linf, mean, std, lo, hi, nan_count, inf_count = tf.unstack(per_piece, axis=1)
+    count = sizes - nan_count - inf_count
+    total = tf.reduce_sum(count)
+    has = count > 0
+    weight = count / tf.maximum(total, 1.0)
+    # Averaged as offsets from one piece's mean: exact for pieces of equal
+    # means (a constant tensor keeps a spread of 0). Offsets beyond the
+    # float32 range fall back to a plain weighted average.
+    reference = tf.gather(mean, tf.argmax(tf.cast(has, tf.int32)))
+    from_reference = tf.where(has, mean - reference, 0.0)
+    mean_all = tf.where(
+        tf.reduce_all(tf.math.is_finite(from_reference)),
+        reference + tf.reduce_sum(weight * from_reference),
+        tf.reduce_sum(tf.where(has, weight * mean, 0.0)),
+    )
+    # The variance of the whole: the pieces' variances and the spread of their
+    # means around the whole's, averaged with the pieces' weights.
+    from_mean = tf.where(has, mean - mean_all, 0.0)
+    spread = tf.where(has, std, 0.0)
+    scale = tf.maximum(tf.reduce_max(tf.abs(from_mean)), tf.reduce_max(spread))
+    safe_scale = tf.where(scale > 0, scale, 1.0)
+    std_all = scale * tf.sqrt(
+        tf.reduce_sum(weight * (tf.square(spread / safe_scale) + tf.square(from_mean / safe_scale)))
+    )
+    return _stat_columns(
+        tf.reduce_sum(l1),
+        combined_l2(l2),
+        tf.reduce_max(linf),
+        mean_all,
+        std_all,
+        tf.reduce_min(tf.where(has, lo, float("inf"))),
+        tf.reduce_max(tf.where(has, hi, float("-inf"))),
+        tf.reduce_sum(nan_count),
+        tf.reduce_sum(inf_count),
+        total > 0,
+        axis=0,
+    )
+
+
+def combined_l2(norms: tf.Tensor) -> tf.Tensor:
+    """The l2 norm of tensors together from their l2 norms ([n]), scaled by the
+    largest so squares of huge or tiny norms neither overflow nor vanish."""
+    largest = tf.reduce_max(norms)
+    scale = tf.where(largest > 0, largest, 1.0)
+    return largest * tf.sqrt(tf.reduce_sum(tf.square(norms / scale)))
 
 
 def l2_norms(tensors: Sequence) -> tf.Tensor:
@@ -198,15 +373,61 @@ def l2_norms(tensors: Sequence) -> tf.Tensor:
         return tf.zeros([0], tf.float32)
     if any(isinstance(t, tf.IndexedSlices) for t in tensors):
         return tensor_stats(tensors)[:, 1]
-    flats = [tf.reshape(_as_float32(t), [-1]) for t in tensors]
+    large = [i for i, t in enumerate(tensors) if is_large(t)]
+    dense = [i for i in range(len(tensors)) if i not in large]
     parts = []
-    for group, flat, ids in segmented_chunks(flats):
-        segments = _Segments(ids, len(group))
-        finite = tf.math.is_finite(flat)
-        x = tf.cond(tf.reduce_all(finite), lambda: flat, lambda: tf.where(finite, flat, 0.0))
-        linf = segments.max(tf.abs(x))
-        parts.append(_segment_l2(x, segments, linf))
-    return tf.concat(parts, axis=0)
+    if dense:
+        flats = [tf.reshape(_as_float32(tensors[i]), [-1]) for i in dense]
+        for group, flat, ids in segmented_chunks(flats):
+            parts.append(_finite_l2(flat, _Segments(ids, len(group))))
+    parts += [_l2_in_pieces([tensors[i]], _flat_float32) for i in large]
+    return _in_order(parts, dense + large)
+
+
+def _l2_in_pieces(sources: Sequence, flat_of) -> tf.Tensor:
+    """The [1] l2 norm over the finite values of `flat_of(*pieces)` (1-D
+    float32), piece by piece of `sources` (see in_pieces)."""
+    per_piece = in_pieces(sources, lambda *pieces: _finite_l2(flat_of(*pieces), _Segments(None, 1))[0], [])
+    return combined_l2(per_piece)[None]
+
+
+def _finite_l2(flat: tf.Tensor, segments: _Segments) -> tf.Tensor:
+    """The l2 norm of each segment of float32 `flat` over its finite values."""
+    finite = tf.math.is_finite(flat)
+    x = tf.cond(tf.reduce_all(finite), lambda: flat, lambda: tf.where(finite, flat, 0.0))
+    linf = segments.max(tf.abs(x))
+    return _segment_l2(x, segments, linf)
+
+
+def _difference(now, before) -> tf.Tensor:
+    """now - before, in float32 unless both are float64: a boolean has no
+    minus, an unsigned integer wraps around below 0, and float16 rounds the
+    small differences an update makes."""
+    if now.dtype == tf.float64 and before.dtype == tf.float64:
+        return now - before
+    return tf.cast(now, tf.float32) - tf.cast(before, tf.float32)
+
+
+def difference_l2_norms(pairs: Sequence) -> tf.Tensor:
+    """The l2 norm of `now - before` over its finite values for each (now,
+    before) pair of tensors of one shape, as a [len(pairs)] float32 tensor:
+    the update a step made, or the distance from the initial weights.
+
+    A large pair is taken piece by piece: no difference of its full size is
+    ever held.
+
+    Example:
+
+    >>> float(difference_l2_norms([(tf.constant([4.0, 6.0]), tf.constant([1.0, 2.0]))])[0])
+    5.0
+    """
+    if not pairs:
+        return tf.zeros([0], tf.float32)
+    large = [i for i, (now, _) in enumerate(pairs) if is_large(now)]
+    dense = [i for i in range(len(pairs)) if i not in large]
+    parts = [l2_norms([_difference(*pairs[i]) for i in dense])] if dense else []
+    parts += [_l2_in_pieces(list(pairs[i]), lambda a, b: tf.reshape(_difference(a, b), [-1])) for i in large]
+    return _in_order(parts, dense + large)
 
 
 def segmented_chunks(flats: Sequence[tf.Tensor]):
@@ -301,18 +522,52 @@ def dead_unit_fraction(gradient) -> tf.Tensor:
     g = tf.convert_to_tensor(gradient)
     units = tf.shape(g)[-1]
     columns = tf.reshape(g, [-1, units])
-    dead = tf.reduce_all(tf.equal(columns, tf.zeros([], g.dtype)), axis=0)
+    static_units = g.shape[-1]
+    if is_large(g) and static_units and static_units <= piece_elements():
+        # Row blocks of about a piece each: no [rows, units] mask of its full size.
+        live = in_pieces(
+            [tf.reshape(g, [-1, static_units])],
+            lambda block: tf.reduce_any(tf.not_equal(block, tf.zeros([], g.dtype)), axis=0),
+            [static_units],
+            tf.bool,
+        )
+        dead = tf.logical_not(tf.reduce_any(live, axis=0))
+    else:
+        dead = tf.reduce_all(tf.equal(columns, tf.zeros([], g.dtype)), axis=0)
     return tf.cast(tf.math.count_nonzero(dead), tf.float32) / tf.cast(tf.maximum(units, 1), tf.float32)
 
 
 def global_norm(tensors: Sequence) -> tf.Tensor:
-    """The l2 norm of all tensors together, as gradient clipping computes it
-    (`tf.clip_by_global_norm`: an IndexedSlices counts its listed values)."""
+    """The l2 norm of all tensors together over their finite values, as
+    gradient clipping computes it when every value is finite
+    (`tf.clip_by_global_norm`: an IndexedSlices counts its listed values).
+
+    Clipping's own norm turns NaN at the first NaN anywhere, and a NaN in a
+    table means "not measured"; like every other norm here, this one keeps
+    the scale of the finite values (the NaN and Inf are counted per variable).
+
+    Example:
+
+    >>> float(global_norm([tf.constant([3.0, float("nan")]), tf.constant([4.0])]))
+    5.0
+    """
     present = [t for t in tensors if t is not None]
     if not present:
         return tf.constant(float("nan"))
     values = [t.values if isinstance(t, tf.IndexedSlices) else t for t in present]
-    return tf.linalg.global_norm([tf.cast(v, tf.float32) for v in values])
+    # A large variable is read a piece at a time (see in_pieces).
+    pieces = [v for v in values if is_large(v) and tf_variable(v) is not None]
+    whole = [v for v in values if not any(v is p for p in pieces)]
+    norms = []
+    if whole:
+        plain = tf.linalg.global_norm([tf.cast(v, tf.float32) for v in whole])
+        # Each tensor's norm over its finite values, safe from overflow.
+        norm = tf.cond(tf.math.is_finite(plain), lambda: plain, lambda: combined_l2(l2_norms(whole)))
+        if not pieces:
+            return norm
+        norms.append(norm[None])
+    norms.append(l2_norms(pieces))
+    return combined_l2(tf.concat(norms, axis=0))
 
 
 def _static_size(flat: tf.Tensor) -> int:
@@ -320,13 +575,14 @@ def _static_size(flat: tf.Tensor) -> int:
     return int(size) if size is not None else _CHUNK_ELEMENTS
 
 
-def update_stats(updates: Sequence, weight_l2: tf.Tensor) -> tf.Tensor:
-    """Statistics of the updates W_after - W_before, as a [n, 2] tensor.
+def update_stats(update_l2: tf.Tensor, weight_l2: tf.Tensor) -> tf.Tensor:
+    """Statistics of the updates W_after - W_before from their l2 norms
+    (`difference_l2_norms`), as a [n, 2] tensor.
 
     Columns, in the order of `metadata.UPDATE_STATS`: l2 of the update, and its
     ratio to the weight's l2 (`weight_l2`, a [n] tensor; around 1e-3 is healthy).
     """
-    l2 = l2_norms(updates)
+    l2 = update_l2
     ratio = tf.math.divide_no_nan(l2, weight_l2)
     ratio = tf.where(tf.math.is_finite(l2), ratio, l2)
     return tf.stack([l2, ratio], axis=1)

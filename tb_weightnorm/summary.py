@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.python.ops import summary_ops_v2
 
-from tb_weightnorm import kernel_grid, metadata, model_variables, table, table_codec
+from tb_weightnorm import kernel_grid, metadata, model_variables, stats, table, table_codec
 from tb_weightnorm.options import LogOptions, every
 from tb_weightnorm import tf_state
 from tb_weightnorm.tf_state import plain_variable
@@ -202,6 +202,10 @@ def _due(step, every_n: int):
     return tf.equal(tf.math.floormod(tf.cast(step, tf.int64), every_n), 0)
 
 
+# Only Python conditions on Python values inside: AutoGraph, which converts
+# what a user's tf.function calls, would rewrite nothing here, and converting
+# this module and those it calls took seconds of the first trace.
+@tf.autograph.experimental.do_not_convert
 def log(
     model_or_variables,
     *,
@@ -311,7 +315,7 @@ def log(
     )
     initial = {k: c for k, (c, _) in _initial_weights.of(unique).items()} if keep_initial else {}
     previous = _previous_weights.of(unique) if keep_initial else {}
-    weights = {id(v): tf.convert_to_tensor(v) for v in unique}
+    weights = {id(v): stats.value_of(v) for v in unique}
     values = table.compute(
         spec,
         weights=weights,
@@ -319,7 +323,7 @@ def log(
         initial={k: tf.convert_to_tensor(c) for k, c in initial.items()},
         before={k: tf.convert_to_tensor(c) for k, (c, _) in previous.items()},
         all_gradients=gradients or (),
-        all_weights=[tf.convert_to_tensor(v) for v in trainable],
+        all_weights=[stats.value_of(v) for v in trainable],
     )
     if previous:
         # No update on the first call: there is no previous weight yet.

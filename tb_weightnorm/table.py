@@ -130,7 +130,8 @@ def compute(
 
     Args:
         spec: what to compute.
-        weights: id(variable) -> its current value.
+        weights: id(variable) -> its current value (or, for a large
+            variable, the variable itself: see `stats.value_of`).
         gradients: id(variable) -> the gradient applied (None or absent: none).
         before: id(variable) -> its value before this step's update.
         initial: id(variable) -> its value when logging started.
@@ -144,8 +145,8 @@ def compute(
     columns = [weight_stats]
     if spec.with_dist_init:
         start = _by_row(rows, initial or {})
-        diffs = [None if s is None else wi - tf.cast(s, wi.dtype) for wi, s in zip(w, start)]
-        columns.append(_present_rows(diffs, n, 1, lambda ds: stats.l2_norms(ds)[:, None]))
+        pairs = [None if s is None else (wi, s) for wi, s in zip(w, start)]
+        columns.append(_present_rows(pairs, n, 1, lambda ps: stats.difference_l2_norms(ps)[:, None]))
     if spec.with_gradients:
         g = _by_row(rows, gradients or {}, keep=lambda row: row.trainable)
         columns.append(_present_rows(g, n, len(metadata.TENSOR_STATS), stats.tensor_stats))
@@ -156,13 +157,13 @@ def compute(
         columns.append(tf.reshape(tf.stack(dead), [n, 1]) if dead else tf.zeros([0, 1]))
     if spec.with_updates:
         b = _by_row(rows, before or {}, keep=lambda row: row.trainable)
-        updates = [None if bi is None else wi - tf.cast(bi, wi.dtype) for wi, bi in zip(w, b)]
+        updates = [None if bi is None else (wi, bi) for wi, bi in zip(w, b)]
         weight_l2 = weight_stats[:, 1]
         present = [i for i, u in enumerate(updates) if u is not None]
         columns.append(
             _present_rows(
                 updates, n, len(metadata.UPDATE_STATS),
-                lambda us: stats.update_stats(us, tf.gather(weight_l2, present)),
+                lambda us: stats.update_stats(stats.difference_l2_norms(us), tf.gather(weight_l2, present)),
             )
         )
     table = tf.concat(columns, axis=1)

@@ -327,3 +327,31 @@ def test_indexed_slices_between_empty_tensors_in_every_mode():
     args = [tf.constant(empty), tf.constant(values), tf.constant(indices), tf.constant([1.0, 2.0, 3.0])]
     for got in _in_every_mode(compute, args):
         _check([empty, dense, empty, np.array([1.0, 2.0, 3.0], np.float32)], 5, got)
+
+
+@pytest.mark.parametrize("mode", ["eager", "function", "xla"])
+def test_large_tensors_and_variables_are_bucketed_piece_by_piece(monkeypatch, mode):
+    """Past a chunk of 64 values, a tensor is bucketed a piece of 4 values at
+    a time, in two passes (range, then counts); a variable updated sparsely
+    (an embedding table) is read a piece at a time too. Same counts."""
+    monkeypatch.setattr(stats, "_CHUNK_ELEMENTS", 64)
+    rng = np.random.default_rng(11)
+    with_nan = rng.normal(size=(20, 5)).astype(np.float32)
+    with_nan[3, 1], with_nan[7, 4], with_nan[19, 0] = np.nan, np.inf, -np.inf
+    arrays = [
+        with_nan,
+        np.arange(130, dtype=np.float32),  # values on the edges of an integer grid
+        np.full([70], -2.0, np.float32),
+        np.float32([3e38, -3e38] * 40),  # a span beyond the float32 range
+        rng.normal(size=(3, 40)).astype(np.float16),
+        rng.normal(size=(2, 3)).astype(np.float32),
+    ]
+    variables = [tf.Variable(a) for a in arrays]
+    variables[0].scatter_update(tf.IndexedSlices(tf.constant(with_nan[:1]), tf.constant([0])))
+    compute = lambda *ts: histograms(list(ts), 9)  # noqa: E731
+    if mode != "eager":
+        compute = tf.function(compute, jit_compile=(mode == "xla"))
+    for inputs in (variables, [tf.constant(a) for a in arrays]):
+        got = compute(*inputs).numpy()
+        for row, a in zip(got, arrays):
+            np.testing.assert_array_equal(row, numpy_histogram(a.astype(np.float64), 9))

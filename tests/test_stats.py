@@ -121,3 +121,61 @@ def test_l2_norms_of_values_in_no_other_order_of_magnitude():
     # are rescaled, and the others keep their plain sum of squares.
     tensors = [np.float32([3e-25, 4e-25]), np.float32([3e20, 4e20]), np.float32([3.0, 4.0])]
     np.testing.assert_allclose(stats.l2_norms([tf.constant(t) for t in tensors]).numpy(), [5e-25, 5e20, 5.0], rtol=1e-6)
+
+
+def _large_cases():
+    """Tensors past a chunk of 64 values (pieces of 4): rows of 5 values cut
+    row by row, rows longer than a piece cut as 1-D, a tail piece, NaN and
+    Inf, a constant, pieces of very different means, and values whose
+    squares overflow."""
+    rng = np.random.default_rng(7)
+    with_nan = rng.normal(size=(20, 5)).astype(np.float32)
+    with_nan[3, 1], with_nan[7, 4], with_nan[19, 0] = np.nan, np.inf, -np.inf
+    return [
+        with_nan,
+        rng.normal(size=(3, 40)).astype(np.float32),
+        rng.normal(size=130).astype(np.float32),
+        np.full([70], 3.0, np.float32),
+        np.concatenate([np.full(40, 1e6), rng.normal(size=40) * 1e-3]).astype(np.float32),
+        (rng.normal(size=(33, 3)) * 1e25).astype(np.float32),
+        np.full([66], np.nan, np.float32),
+        rng.normal(size=(2, 3)).astype(np.float32),  # a small one among them
+    ]
+
+
+@pytest.mark.parametrize("mode", ["eager", "function", "xla"])
+def test_large_tensors_and_variables_are_reduced_piece_by_piece(monkeypatch, mode):
+    monkeypatch.setattr(stats, "_CHUNK_ELEMENTS", 64)
+    cases = _large_cases()
+    # Variables updated sparsely, as an optimizer updates an embedding
+    # table: they are read a piece at a time.
+    variables = [tf.Variable(c) for c in cases]
+    for v, c in zip(variables, cases):
+        if c.ndim == 2:
+            v.scatter_update(tf.IndexedSlices(tf.constant(c[:1]), tf.constant([0])))
+    halves = [tf.constant(c * 0.5) for c in cases]
+
+    def compute(*tensors):
+        return (stats.tensor_stats(list(tensors)), stats.l2_norms(list(tensors)),
+                stats.difference_l2_norms(list(zip(tensors, halves))), stats.global_norm(list(tensors)))
+
+    for inputs in (variables, [tf.constant(c) for c in cases]):
+        run = compute if mode == "eager" else tf.function(compute, jit_compile=(mode == "xla"))
+        table, l2, difference, total = run(*inputs)
+        for i, c in enumerate(cases):
+            want = numpy_stats(c)
+            np.testing.assert_allclose(table[i].numpy(), want, rtol=2e-5, atol=1e-30, equal_nan=True, err_msg=str(i))
+            np.testing.assert_allclose(l2[i].numpy(), want[1], rtol=2e-5, err_msg=str(i))
+            np.testing.assert_allclose(difference[i].numpy(), want[1] / 2, rtol=2e-5, err_msg=str(i))
+        everything = np.sqrt(sum(numpy_stats(c)[1] ** 2 for c in cases))
+        np.testing.assert_allclose(total.numpy(), everything, rtol=2e-5)
+
+
+@pytest.mark.parametrize("mode", ["eager", "function", "xla"])
+def test_dead_units_of_a_large_gradient(monkeypatch, mode):
+    monkeypatch.setattr(stats, "_CHUNK_ELEMENTS", 64)
+    g = np.zeros([30, 6], np.float32)
+    g[:, 1] = 1.0
+    g[29, 4] = np.nan  # a NaN is not a zero: unit 4 is alive
+    run = stats.dead_unit_fraction if mode == "eager" else tf.function(stats.dead_unit_fraction, jit_compile=(mode == "xla"))
+    assert float(run(tf.constant(g))) == pytest.approx(4 / 6)
