@@ -139,12 +139,14 @@ class WeightHealthCallback(keras.callbacks.Callback):
         **option_kwargs,
     ):
         super().__init__()
-        if options is None:
-            options = LogOptions(**option_kwargs)
-        elif option_kwargs:
-            raise TypeError("Pass either options=LogOptions(...) or its fields as keywords, not both.")
+        options = LogOptions.resolve(options, option_kwargs, "WeightHealthCallback")
         if every_n_steps is not None and every("every_n_steps", every_n_steps) == 0:
             raise ValueError("every_n_steps must be a positive integer or None (automatic); got 0.")
+        if not isinstance(log_dir, (str, os.PathLike)):
+            raise TypeError(
+                f"log_dir must be the path of the run's log directory (a str or os.PathLike); got "
+                f"{type(log_dir).__name__} {log_dir!r}. Pass e.g. WeightHealthCallback('logs/run1')."
+            )
         self.log_dir = os.fspath(log_dir)
         # Which intervals follow the cost budget, and where they start.
         self._adaptive = (every_n_steps is None, histogram_every_n_steps is None)

@@ -8,6 +8,7 @@ import fnmatch
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import keras
+import tensorflow as tf
 
 # Keras lays the gates of a recurrent kernel side by side on its last axis.
 _GATES = {
@@ -150,10 +151,12 @@ def tracked_variables(
     rows: List[TrackedVariable] = []
     seen = set()
     for variable in variables:
-        if not hasattr(variable, "shape") or not hasattr(variable, "dtype"):
+        if not isinstance(variable, (tf.Variable, keras.Variable)):
+            # A tensor or an array is a value: it has no identity across
+            # steps to take an update or a distance from the start from.
             raise TypeError(
-                f"Expected variables; got a {type(variable).__name__}. Pass a model or a "
-                "list of its variables."
+                f"Expected variables (tf.Variable or keras.Variable); got a {type(variable).__name__}. "
+                "Pass a model or a list of its variables, such as `model.trainable_variables`."
             )
         if id(variable) in seen:
             continue  # a shared layer's weights, listed once per use

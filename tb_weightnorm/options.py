@@ -75,6 +75,28 @@ class LogOptions:
             if not isinstance(getattr(self, flag), bool):
                 raise TypeError(f"{flag} must be True or False; got {getattr(self, flag)!r}.")
 
+    @classmethod
+    def resolve(cls, options: Optional["LogOptions"], option_kwargs: dict, caller: str) -> "LogOptions":
+        """The options of `caller`: `options`, or one made of its fields passed
+        as keywords. Unknown keywords are a TypeError that lists the known ones."""
+        if options is not None:
+            if option_kwargs:
+                raise TypeError(f"{caller}: pass either options=LogOptions(...) or its fields as keywords, not both.")
+            if not isinstance(options, cls):
+                raise TypeError(f"{caller}: options must be a tb_weightnorm.LogOptions; got {type(options).__name__}.")
+            return options
+        known = [field.name for field in dataclasses.fields(cls)]
+        unknown = sorted(set(option_kwargs) - set(known))
+        if unknown:
+            hint = ""
+            if caller == "tb_weightnorm.log" and "every_n_steps" in unknown:
+                hint = " log() logs at every call: call it every N steps (or use histogram_every_n_steps)."
+            raise TypeError(
+                f"{caller} got unknown keyword argument(s) {', '.join(unknown)}; its options are "
+                f"{', '.join(known)}.{hint}"
+            )
+        return cls(**option_kwargs)
+
     def keeps_initial_weights(self, elements: int) -> bool:
         if self.keep_initial_weights is None:
             return elements <= CHEAP_INITIAL_WEIGHTS

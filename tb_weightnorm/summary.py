@@ -264,10 +264,7 @@ def log(
             tb_weightnorm.log(model, gradients=grads, step=step, histogram_every_n_steps=100)
     ```
     """
-    if options is None:
-        options = LogOptions(**option_kwargs)
-    elif option_kwargs:
-        raise TypeError("Pass either options=LogOptions(...) or its fields as keywords, not both.")
+    options = LogOptions.resolve(options, option_kwargs, "tb_weightnorm.log")
     every("histogram_every_n_steps", histogram_every_n_steps)
     every("kernel_grid_every_n_steps", kernel_grid_every_n_steps)
     if step is None:
@@ -277,18 +274,13 @@ def log(
                 "tb_weightnorm.log: no step. Pass `step=...` or set one with "
                 "`tf.summary.experimental.set_step(step)`."
             )
+    _check_step(step)
     _require_writer("log")
     rows = model_variables.rows_for(model_or_variables, options)
     trainable = _trainable_in_gradient_order(model_or_variables)
     by_variable = None
     if gradients is not None:
-        gradients = list(gradients)
-        if len(gradients) != len(trainable):
-            raise ValueError(
-                f"tb_weightnorm.log: got {len(gradients)} gradients for {len(trainable)} trainable "
-                "variables. Pass the gradients of `model.trainable_variables`, in that order, as "
-                "`tape.gradient(loss, model.trainable_variables)` returns them."
-            )
+        gradients = _checked_gradients(gradients, trainable)
         replicas = tf_state.replicas_in_sync()
         if replicas > 1:
             # Keras applies the replicas' gradients summed: log those. Every
@@ -356,6 +348,62 @@ def log(
         if convs:
             tf.cond(_due(step, kernel_grid_every_n_steps), write_grids, lambda: tf.constant(False))
     return written
+
+
+def _check_step(step) -> None:
+    """A step is an integer: tf.summary would fail on anything else with a
+    message about tensor conversion."""
+    if isinstance(step, (int, np.integer)) and not isinstance(step, bool):
+        return
+    dtype = getattr(step, "dtype", None)
+    if dtype is not None and tf.as_dtype(dtype).is_integer:
+        return
+    what = f"a {tf.as_dtype(dtype).name} tensor" if dtype is not None else f"{type(step).__name__} {step!r}"
+    raise TypeError(
+        f"tb_weightnorm.log: step must be an integer: a Python int, or an integer tensor or variable "
+        f"(e.g. tf.Variable(0, dtype=tf.int64) or optimizer.iterations); got {what}."
+        + (" Cast it with tf.cast(step, tf.int64)." if dtype is not None else "")
+    )
+
+
+def _checked_gradients(gradients, trainable: list) -> list:
+    """The gradients as tensors (None and IndexedSlices kept), after checking
+    that they are one per trainable variable, of its shape."""
+    if isinstance(gradients, (dict, str, bytes)) or not isinstance(gradients, (list, tuple)):
+        raise TypeError(
+            "tb_weightnorm.log: gradients must be a list with one gradient (or None) per trainable "
+            "variable, in the order of `model.trainable_variables`, as `tape.gradient(loss, "
+            f"model.trainable_variables)` returns it; got a {type(gradients).__name__}."
+        )
+    if len(gradients) != len(trainable):
+        raise ValueError(
+            f"tb_weightnorm.log: got {len(gradients)} gradients for {len(trainable)} trainable "
+            "variables. Pass the gradients of `model.trainable_variables`, in that order, as "
+            "`tape.gradient(loss, model.trainable_variables)` returns them."
+        )
+    checked = []
+    for i, (gradient, variable) in enumerate(zip(gradients, trainable)):
+        name = getattr(variable, "path", None) or getattr(variable, "name", "?")
+        if gradient is None or isinstance(gradient, tf.IndexedSlices):
+            checked.append(gradient)
+            continue
+        try:
+            tensor = tf.convert_to_tensor(gradient)
+        except (TypeError, ValueError):
+            tensor = None
+        if tensor is None or not (tensor.dtype.is_floating or tensor.dtype.is_integer):
+            raise TypeError(
+                f"tb_weightnorm.log: gradient {i} (of {name}) is {type(gradient).__name__} "
+                f"{str(gradient)[:80]!r}, not a tensor of numbers. Pass what tape.gradient returns."
+            )
+        if not tensor.shape.is_compatible_with(tf.TensorShape(variable.shape)):
+            raise ValueError(
+                f"tb_weightnorm.log: gradient {i} has shape {tuple(tensor.shape)} but its variable {name} "
+                f"has shape {tuple(variable.shape)}. Pass the gradients in the order of "
+                "`model.trainable_variables` (or of the variables given)."
+            )
+        checked.append(tensor)
+    return checked
 
 
 def _trainable_in_gradient_order(model_or_variables) -> list:

@@ -210,3 +210,17 @@ def test_automatic_kernel_grids_come_back_once_enough_time_has_passed(tmp_path):
     # within the budget (15 ms), so every epoch end draws, and the end of
     # training does not draw the last epoch's kernels twice.
     assert _conv_fit(tmp_path, 2, sleep_per_epoch=3.0) == [0, 2, 4]
+
+
+@pytest.mark.parametrize(
+    "kwargs,error,message",
+    [
+        ({"log_dir": None}, TypeError, r"log_dir must be the path.*WeightHealthCallback\('logs/run1'\)"),
+        ({"log_dir": "logs", "every_n_step": 5}, TypeError, "unknown keyword argument.*every_n_step.*include, exclude"),
+        ({"log_dir": "logs", "options": "conv*"}, TypeError, "options must be a tb_weightnorm.LogOptions"),
+        ({"log_dir": "logs", "options": tb_weightnorm.LogOptions(), "include": ["x"]}, TypeError, "not both"),
+    ],
+)
+def test_bad_arguments_are_clear_errors(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        tb_weightnorm.WeightHealthCallback(**kwargs)

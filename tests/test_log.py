@@ -146,3 +146,53 @@ def test_unbuilt_model_and_wrong_type_are_clear_errors(tmp_path):
             tb_weightnorm.log(keras.Sequential([keras.layers.Dense(2)]), step=0)
         with pytest.raises(TypeError, match="keras.Model"):
             tb_weightnorm.log("my model", step=0)
+
+
+def _misuses(model):
+    """(call, exception, what the message must say) of each misuse of log()."""
+    kernel, bias = model.trainable_variables[:2]
+    return {
+        "a dict of variables": (lambda: tb_weightnorm.log({"k": kernel}, step=0), TypeError, "model.trainable_variables"),
+        "a string": (lambda: tb_weightnorm.log("model", step=0), TypeError, "keras.Model"),
+        "a numpy array": (lambda: tb_weightnorm.log(np.ones([5, 4]), step=0), TypeError, "list of variables"),
+        "a list of numpy arrays": (lambda: tb_weightnorm.log([np.ones([5, 4])], step=0), TypeError, r"tf\.Variable or keras\.Variable"),
+        "a list of tensors": (lambda: tb_weightnorm.log([tf.ones([5, 4])], step=0), TypeError, r"tf\.Variable or keras\.Variable"),
+        "one tensor as gradients": (
+            lambda: tb_weightnorm.log(model, gradients=tf.ones([5, 4]), step=0), TypeError, r"a list with one gradient"),
+        "a dict of gradients": (
+            lambda: tb_weightnorm.log(model, gradients={"k": tf.ones([5, 4])}, step=0), TypeError, "a list with one gradient"),
+        "gradients in another order": (
+            lambda: tb_weightnorm.log(model, gradients=[tf.ones([4]), tf.ones([5, 4]), tf.ones([4, 1]), tf.ones([1])], step=0),
+            ValueError, r"gradient 0 has shape \(4,\) but its variable .*kernel has shape \(5, 4\).*order"),
+        "strings as gradients": (
+            lambda: tb_weightnorm.log(model, gradients=["a", "b", "c", "d"], step=0), TypeError, "tape.gradient"),
+        "a string step": (lambda: tb_weightnorm.log(model, step="ten"), TypeError, "step must be an integer"),
+        "a float step": (lambda: tb_weightnorm.log(model, step=1.5), TypeError, "step must be an integer"),
+        "a float tensor step": (lambda: tb_weightnorm.log(model, step=tf.constant(1.0)), TypeError, r"tf\.cast\(step, tf\.int64\)"),
+        "a callback keyword": (lambda: tb_weightnorm.log(model, step=0, every_n_steps=10), TypeError, "call it every N steps"),
+        "options of the wrong type": (lambda: tb_weightnorm.log(model, step=0, options={"include": "x"}), TypeError, "LogOptions"),
+    }
+
+
+@pytest.mark.parametrize("misuse", list(_misuses(_model())))
+def test_misuse_is_a_clear_error_and_loses_nothing_logged(tmp_path, misuse):
+    model = _model()
+    call, error, message = _misuses(model)[misuse]
+    writer = tf.summary.create_file_writer(str(tmp_path))
+    with writer.as_default():
+        tb_weightnorm.log(model, step=1)
+        with pytest.raises(error, match=message):
+            call()
+        tb_weightnorm.log(model, step=2)
+    writer.flush()
+    assert [e[0] for e in read_events(str(tmp_path))] == [1, 2]
+
+
+def test_numpy_gradients_are_taken_as_tensors(tmp_path):
+    model = _model()
+    grads = [np.full(v.shape, 2.0, np.float32) for v in model.trainable_variables]
+    with tf.summary.create_file_writer(str(tmp_path)).as_default():
+        tb_weightnorm.log(model, gradients=grads, step=0)
+    events = read_events(str(tmp_path))
+    stats = _names(events).stats
+    assert events[0][4][0, stats.index("gradient/l2")] == pytest.approx(2.0 * np.sqrt(20))
