@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Iterator
 
 import numpy as np
 
-from tb_weightnorm import metadata, reader
+from tb_weightnorm import event_files, metadata, reader
 
 COLUMNS = ["run", "step", "wall_time", "layer", "variable", "kind", "stat", "value"]
 
@@ -47,11 +48,25 @@ def histories(logdir: str) -> Iterator[reader.NormHistory]:
     from tensorboard import context
 
     provider = _data_provider(logdir)
+    _warn_about_incomplete_records(logdir)
     ctx = context.RequestContext()
     for run in sorted(reader.list_norm_series(provider, ctx, "")):
         history = reader.read_norm_history(provider, ctx, "", run)
         if history is not None:
             yield history
+
+
+def _warn_about_incomplete_records(logdir: str) -> None:
+    """TensorBoard's loader stops at an incomplete last record without a
+    word; a run whose writer was killed mid-write ends in one."""
+    for tail in event_files.incomplete_records(logdir):
+        size = f"{tail.present} of {tail.expected} bytes" if tail.expected else f"{tail.present} bytes"
+        warnings.warn(
+            f"tb_weightnorm: {tail.path} ends in an incomplete record ({size} at offset {tail.offset}): "
+            "its writer was killed while writing it, or is still writing it. Everything before it was "
+            "read; the incomplete record was skipped.",
+            stacklevel=3,
+        )
 
 
 def load(logdir: str):
