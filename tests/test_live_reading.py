@@ -13,7 +13,7 @@ from test_browser import browser, open_tab  # noqa: F401  (a fixture)
 from training_process import KERNEL, read_logged, release, start_training
 
 RUN = "live/train"
-STEPS = 40
+STEPS = 24
 
 
 def routes():
@@ -37,10 +37,10 @@ def test_every_route_answers_whole_json_while_the_run_trains(tmp_path):
         with tensorboard_process(logdir) as base:
             plugin = base + "/data/plugin/weight_health/"
             logged = 0
-            # Ten steps at a time, one step per round of requests; each ten
-            # must show up before the next ten start.
+            # Eight steps at a time, one step per round of requests; each
+            # eight must show up before the next eight start.
             while logged < STEPS:
-                target = logged + 10
+                target = logged + 8
                 deadline = time.time() + 90
                 while True:
                     if logged < target:
@@ -69,7 +69,7 @@ def test_every_route_answers_whole_json_while_the_run_trains(tmp_path):
         process.wait()
     seen = [s for s in last_steps if s is not None]
     assert seen == sorted(seen)  # steps never go back
-    assert len(set(seen)) >= 4 and answers > 50
+    assert len(set(seen)) >= 3 and answers > 30
 
 
 def test_the_tab_shows_new_steps_after_a_reload(browser, tmp_path):  # noqa: F811
