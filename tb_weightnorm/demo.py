@@ -85,8 +85,11 @@ def train(
             metrics=["accuracy"],
         )
         run_dir = os.path.join(logdir, run.name)
+        # Kernel grids every epoch, whatever they cost: watching the first
+        # layer's kernels turn into edges is half the point of the demo.
         health = WeightHealthCallback(
-            run_dir, every_n_steps=every_n_steps, histogram_every_n_steps=10 * every_n_steps, report=None
+            run_dir, every_n_steps=every_n_steps, histogram_every_n_steps=10 * every_n_steps,
+            kernel_grid_every_n_epochs=1, report=None,
         )
         callbacks = [health, keras.callbacks.TensorBoard(run_dir), keras.callbacks.TerminateOnNaN()]
         if progress:
