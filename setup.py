@@ -77,6 +77,7 @@ setup(
         "tensorboard>=2.21,<2.22",
         "numpy",
         "protobuf>=6.31.1,<8",
+        "tqdm",  # the demo's progress bars
     ],
     extras_require={
         "pandas": ["pandas"],

@@ -6,13 +6,19 @@ TensorBoard can load the plugin quickly (and without TensorFlow installed).
 
 import importlib
 
-__all__ = ["LogOptions", "WeightHealthAlert", "WeightHealthCallback", "load", "log", "snapshots"]
+__all__ = [
+    "LogOptions", "WeightHealthAlert", "WeightHealthCallback", "export_csv", "load", "load_findings",
+    "load_histograms", "log", "snapshots",
+]
 __version__ = "0.1.0"
 
 _LAZY = {
     "WeightHealthCallback": "tb_weightnorm.callback",
     "log": "tb_weightnorm.summary",
     "load": "tb_weightnorm.export",
+    "load_histograms": "tb_weightnorm.export",
+    "load_findings": "tb_weightnorm.export",
+    "export_csv": "tb_weightnorm.csv_export",
     "LogOptions": "tb_weightnorm.options",
     "WeightHealthAlert": "tb_weightnorm.alerts",
 }

@@ -1,16 +1,18 @@
 """The `tb-weightnorm` command line.
 
     tb-weightnorm report LOGDIR [--json] [--fail-on SEVERITY] [--threshold NAME=VALUE] [--run GLOB]
+    tb-weightnorm export LOGDIR [--csv FILE] [--histograms FILE] [--findings FILE] [--layout wide|long]
+                                [--threshold NAME=VALUE] [--run GLOB]
 
-Exit status: 0 when no finding is at or above `--fail-on`, 1 when one is (so a
-CI step can gate a training run on it), 2 for bad arguments or a log
-directory without Weight Health data.
+Exit status of `report`: 0 when no finding is at or above `--fail-on`, 1 when
+one is (so a CI step can gate a training run on it). Of `export`: 0 once its
+files are written. Both: 2 for bad arguments, a log directory without Weight
+Health data, or (`export`) a file that cannot be written.
 """
 
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import math
 import os
 import sys
@@ -41,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subcommands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_report(subcommands)
+    _add_export(subcommands)
     return parser
 
 
@@ -66,18 +69,57 @@ def _add_report(subcommands) -> None:
         "--fail-on", choices=diagnosis.SEVERITIES, default="critical",
         help="exit 1 when a finding is at least this severe (default: critical)",
     )
+    _add_threshold_and_run(sub)
+    sub.set_defaults(handler=_report)
+
+
+def _add_export(subcommands) -> None:
+    from tb_weightnorm.export import LAYOUTS
+
+    sub = subcommands.add_parser(
+        "export",
+        help="write the norm tables, histograms or findings of every run as CSV",
+        description=(
+            "Writes what tb_weightnorm.load(LOGDIR) reads (norm tables), the weight and "
+            "gradient histograms, or the findings of the diagnosis, as CSV files (UTF-8). A file "
+            "is written in full or not at all."
+        ),
+        epilog="exit status: 0 once the files are written, 2 for bad arguments, a log directory "
+        "without the data asked for, or a file that cannot be written",
+    )
+    sub.add_argument("logdir", metavar="LOGDIR", help="the TensorBoard log directory (searched recursively)")
+    sub.add_argument(
+        "--csv", "--norms", dest="norms", metavar="FILE",
+        help="write the norm tables (weight, gradient and update stats per run, step and variable) "
+        "to FILE; - for standard output",
+    )
+    sub.add_argument(
+        "--histograms", metavar="FILE",
+        help="write the weight and gradient histograms to FILE, one row per bucket "
+        "(lower, upper, count) and a row each for the NaN, -Inf and +Inf counts",
+    )
+    sub.add_argument("--findings", metavar="FILE", help="write the findings of the diagnosis to FILE, one row per finding")
+    sub.add_argument(
+        "--layout", choices=LAYOUTS, default="wide",
+        help="of the norm tables: wide, one row per run, step and variable with a column per stat "
+        "(default); long, one row per stat too, as tb_weightnorm.load returns them",
+    )
+    _add_threshold_and_run(sub, threshold_help=" (of --findings)")
+    sub.set_defaults(handler=_export)
+
+
+def _add_threshold_and_run(sub, threshold_help: str = "") -> None:
     sub.add_argument(
         "--threshold", action="append", default=[], type=parse_threshold, metavar="NAME=VALUE",
         help=(
-            "override a diagnosis threshold, e.g. sustain=8 or update_ratio_high.warning=0.05 "
-            "(VALUE none switches a level off); repeatable"
+            f"override a diagnosis threshold{threshold_help}, e.g. sustain=8 or "
+            "update_ratio_high.warning=0.05 (VALUE none switches a level off); repeatable"
         ),
     )
     sub.add_argument(
         "--run", action="append", default=[], dest="runs", metavar="GLOB",
         help="only runs whose name matches this glob pattern, e.g. 'baseline*'; repeatable",
     )
-    sub.set_defaults(handler=_report)
 
 
 def parse_threshold(text: str) -> Tuple[str, Optional[float]]:
@@ -180,6 +222,29 @@ def _report(args: argparse.Namespace) -> int:
     return EXIT_FINDINGS if failing else EXIT_OK
 
 
+def _export(args: argparse.Namespace) -> int:
+    # Imported here: it loads TensorBoard (and TensorFlow), which --help and
+    # argument errors do not need.
+    from tb_weightnorm import csv_export, export
+
+    if not (args.norms or args.histograms or args.findings):
+        raise UsageError(
+            "say what to export: --csv FILE (the norm tables), --histograms FILE, --findings FILE "
+            "(FILE - for standard output)"
+        )
+    try:
+        csv_export.export_csv(
+            args.logdir, norms=args.norms, histograms=args.histograms, findings=args.findings,
+            runs=args.runs, layout=args.layout,
+            thresholds=diagnosis.Thresholds().replace(**dict(args.threshold)),
+        )
+    except BrokenPipeError:
+        raise
+    except (ValueError, OSError) as exc:  # NoWeightHealthData is a ValueError
+        raise UsageError(str(exc)) from None
+    return EXIT_OK
+
+
 def _histories(logdir: str, patterns: Sequence[str]) -> List:
     """The norm histories of the runs under `logdir` that match `patterns`."""
     # Imported here: it loads TensorBoard (and TensorFlow), which --help and
@@ -187,25 +252,12 @@ def _histories(logdir: str, patterns: Sequence[str]) -> List:
     from tb_weightnorm import export
 
     try:
-        found = list(export.histories(logdir))
-    except FileNotFoundError as exc:
+        logs = export.LogDir(logdir)
+        found = [h for h in map(logs.norms, logs.runs(patterns, required=True)) if h is not None]
+    except (FileNotFoundError, export.NoWeightHealthData) as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:
         raise UsageError(f"cannot read {logdir!r}: {exc}") from None
     if not found:
-        raise UsageError(
-            f"No Weight Health data under {logdir!r}. Log it during training with "
-            "tb_weightnorm.WeightHealthCallback(LOGDIR) in model.fit, or "
-            "tb_weightnorm.log(model, gradients=..., step=...) in a custom training loop, "
-            "then point this command at the same LOGDIR."
-        )
-    if not patterns:
-        return found
-    chosen = [h for h in found if any(fnmatch.fnmatchcase(h.run, p) for p in patterns)]
-    if not chosen:
-        raise UsageError(
-            f"no run under {logdir!r} matches --run {' '.join(patterns)}; runs with "
-            f"Weight Health data: {', '.join(h.run for h in found)}"
-        )
-    return chosen
-
+        raise UsageError(f"No readable Weight Health data under {logdir!r} (see the warnings above).")
+    return found

@@ -105,7 +105,7 @@ def healthy_cnn(logdir):
             keras.layers.MaxPooling2D(),
             keras.layers.Conv2D(16, 3, activation="relu"),
             keras.layers.GlobalAveragePooling2D(),
-            keras.layers.Dense(4),
+            keras.layers.Dense(len(demo_data.CLASSES)),
         ]
     )
     _fit("healthy_cnn", logdir, model, x, y, keras.losses.SparseCategoricalCrossentropy(from_logits=True), keras.optimizers.Adam(1e-3), epochs=5)
@@ -132,7 +132,7 @@ def healthy_bn_cnn(logdir):
             keras.layers.ReLU(),
             keras.layers.MaxPooling2D(),
         ]
-    layers += [keras.layers.Flatten(), keras.layers.Dense(4)]
+    layers += [keras.layers.Flatten(), keras.layers.Dense(len(demo_data.CLASSES))]
     _fit("healthy_bn_cnn", logdir, keras.Sequential(layers), x, y, keras.losses.SparseCategoricalCrossentropy(from_logits=True), keras.optimizers.Adam(1e-3), epochs=5)
 
 

@@ -62,7 +62,7 @@ def test_tab_shows_the_models_layers(browser, demo_logdir, tmp_path):
         assert frame.locator("[data-testid=norm-row]").count() == 9  # 8 variables and (global)
         assert "(global)" in text
         # The run selector lists the run, and the heatmap drew on a canvas.
-        assert "healthy_cnn/train" in frame.locator("[data-testid=run-select]").inner_text()
+        assert "healthy/train" in frame.locator("[data-testid=run-select]").inner_text()
         wait_for_heatmap(frame)
         assert_not_blank(page.screenshot(full_page=True))
         assert not errors, errors

@@ -4,15 +4,18 @@ own data provider: it answers 200, 400 or 404, never a server error, and an
 error is a short JSON message without a traceback."""
 
 import json
+import shutil
 import urllib.parse
 
+import keras
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import plugin_logs
 from conftest import plugin_client
-from tb_weightnorm import http_params, plugin
+from tb_weightnorm import http_params, plugin, snapshots
 
 # The parameters each route reads (http_api.md).
 ROUTES = {
@@ -26,7 +29,12 @@ ROUTES = {
     "kernel_grids": ["run", "variable"],
     "kernel_image": ["run", "variable", "step"],
     "findings": ["run"],
+    "snapshots": ["run"],
+    "snapshot_distance": ["run", "from", "to"],
 }
+# Runs given weight snapshots of these epochs (one of them NaN) for the fuzz.
+SNAPSHOT_RUNS = [plugin_logs.CNN_RUN, plugin_logs.HOSTILE_RUN]
+SNAPSHOT_EPOCHS = [0, 1, 3]
 NOT_JSON = {"index.js": "text/javascript", "kernel_image": "image/png"}
 # Examples per route: together well under a minute over cached runs.
 EXAMPLES = 60
@@ -104,6 +112,7 @@ def names(client):
             "layer": run["layers"],
             "step": [str(s) for s in table["steps"][:3] + table["steps"][-3:]],
             "kernel_step": [str(s) for s in grid_steps],
+            "snapshot_epoch": [str(s["epoch"]) for s in get("snapshots", run=run["run"])["snapshots"]],
         }
     return known
 
@@ -117,9 +126,29 @@ CHOICES = {
 }
 
 
+def save_snapshots(run_dir):
+    """Snapshots of a small model of hostile names; its weights drift from
+    one epoch to the next and turn NaN in the last."""
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential(
+        [keras.Input((3,)), keras.layers.Dense(4, name=plugin_logs.HOSTILE_LAYER), keras.layers.Dense(1, name="out")]
+    )
+    for epoch in SNAPSHOT_EPOCHS:
+        if epoch == SNAPSHOT_EPOCHS[-1]:
+            model.layers[-1].bias.assign([np.nan])
+        snapshots.save(model, run_dir, epoch=epoch)
+        for variable in model.trainable_variables:
+            variable.assign(variable + 0.1)
+
+
 @pytest.fixture(scope="module")
-def fuzzed(api_logdir):
-    client, _, _ = plugin_client(api_logdir)
+def fuzzed(api_logdir, tmp_path_factory):
+    # A copy: the snapshots would show in the tab tests over api_logdir.
+    logdir = tmp_path_factory.mktemp("fuzz_logs") / "logs"
+    shutil.copytree(api_logdir, logdir)
+    for run in SNAPSHOT_RUNS:
+        save_snapshots(str(logdir / run))
+    client, _, _ = plugin_client(logdir)
     return client, names(client)
 
 
@@ -135,10 +164,13 @@ def queries(draw, route, known):
     huge, random, empty), and other parameters added; percent-encoded as
     UTF-8 or as arbitrary bytes."""
     kernel = route.startswith("kernel")
-    run = draw(st.sampled_from(sorted(r for r, n in known.items() if n["kernel_variable"] or not kernel)))
+    # Mostly a run with the data the route serves, so that some answers are 200.
+    needs = "kernel_variable" if kernel else "snapshot_epoch" if route.startswith("snapshot") else None
+    run = draw(st.sampled_from(sorted(r for r, n in known.items() if needs is None or n[needs])))
     of_run = dict(known[run], run=sorted(known), **CHOICES)
     if kernel:
         of_run.update(variable=of_run["kernel_variable"], step=of_run["kernel_step"])
+    of_run.update({"from": of_run["snapshot_epoch"] or ["0"], "to": of_run["snapshot_epoch"] or ["1"]})
     pairs = []
     for key in ROUTES[route]:
         # Mostly once: hypothesis draws the ends of a range often, so the

@@ -8,7 +8,7 @@ import tb_weightnorm
 from conftest import plugin_client, plugin_get
 from tb_weightnorm import metadata, plugin
 
-RUN = "healthy_cnn/train"
+RUN = "healthy/train"
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def test_runs(client):
     assert run["run"] == RUN
     assert run["variables"] == 8
     assert run["stats"] == list(metadata.all_stat_names())
-    # 512 samples * 0.9 / 64 per batch = 8 steps an epoch; 2 epochs.
+    # 512 samples / 64 per batch = 8 steps an epoch; 2 epochs.
     assert run["last_step"] == 15
 
 
