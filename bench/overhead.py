@@ -68,31 +68,45 @@ VARIANTS: Dict[str, tuple] = {
 
 
 class _Timer(keras.callbacks.Callback):
-    """Time from the end of the first step to the end of training; goes last
-    in the callback list so every other callback's work is inside."""
+    """Time from the end of the second step to the end of training, and from
+    the call of fit to the end of the second step; goes last in the callback
+    list so every other callback's work is inside.
+
+    Tracing is paid in the first steps of a fit: WeightHealthCallback traces
+    Keras' own train step beside its logging one, on the first step that logs
+    nothing (the second, at the default intervals), so the steady state starts
+    after it, and the time before it is reported on its own.
+    """
 
     # Wall time is what a user waits; the process's CPU time (all its
     # threads) is what its own work costs, and hardly moves when other
     # processes share the machine.
+    WARM_STEPS = 2
 
     def __init__(self):
         super().__init__()
+        self.called = (time.perf_counter(), time.process_time())
         self.start: Optional[Tuple[float, float]] = None
         self.seconds: Optional[Tuple[float, float]] = None
+        self.startup: Optional[float] = None
+        self._batches = 0
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.start is None:
+        self._batches += 1
+        if self._batches == self.WARM_STEPS:
             self.start = (time.perf_counter(), time.process_time())
+            self.startup = self.start[0] - self.called[0]
 
     def on_train_end(self, logs=None):
         self.seconds = (time.perf_counter() - self.start[0], time.process_time() - self.start[1])
 
 
-def _timed_fit(model, x, y, epochs: int, callbacks: List[keras.callbacks.Callback]) -> Tuple[float, float]:
-    """(wall seconds, CPU seconds) from the end of the first step to the end of training."""
+def _timed_fit(model, x, y, epochs: int, callbacks: List[keras.callbacks.Callback]) -> Tuple[float, float, float]:
+    """(wall seconds, CPU seconds) from the end of the second step to the end
+    of training, and wall seconds from the call of fit to the end of the second step."""
     timer = _Timer()
     model.fit(x, y, batch_size=models.BATCH, epochs=epochs, shuffle=False, verbose=0, callbacks=callbacks + [timer])
-    return timer.seconds
+    return (*timer.seconds, timer.startup)
 
 
 def measure_model(
@@ -109,8 +123,8 @@ def measure_model(
     model = models.compiled(key)
     x, y = models.data(key, steps)
     _timed_fit(model, x, y, 1, [])  # warm up: first trace, allocator, caches
-    baseline: Dict[str, List[Tuple[float, float]]] = {v: [] for v in variants}
-    measured: Dict[str, List[Tuple[float, float]]] = {v: [] for v in variants}
+    baseline: Dict[str, List[Tuple[float, float, float]]] = {v: [] for v in variants}
+    measured: Dict[str, List[Tuple[float, float, float]]] = {v: [] for v in variants}
     for pair in range(pairs):
         for variant in variants:
             log_dir = tempfile.mkdtemp(prefix=f"{key}_{variant}_", dir=workdir)
@@ -124,8 +138,8 @@ def measure_model(
                 seconds = _timed_fit(model, x, y, epochs, callbacks)
                 (baseline if role == "base" else measured)[variant].append(seconds)
         progress(f"{key}: pair {pair + 1}/{pairs}")
-    timed_steps = epochs * steps - 1
-    all_base = [wall for v in variants for wall, _ in baseline[v]]
+    timed_steps = epochs * steps - _Timer.WARM_STEPS
+    all_base = [t[0] for v in variants for t in baseline[v]]
 
     def ratios(variant: str, which: int) -> dict:
         return common.paired_ratios([t[which] for t in baseline[variant]], [t[which] for t in measured[variant]])
@@ -138,7 +152,15 @@ def measure_model(
         "baseline_ms_per_step": 1000 * sorted(all_base)[len(all_base) // 2] / timed_steps,
         "variants": {v: ratios(v, 0) for v in variants},
         "variants_cpu": {v: ratios(v, 1) for v in variants},
+        # Seconds a fit's first two steps (tracing) take beyond plain training's.
+        "startup_extra_s": {v: _median([m[2] - b[2] for b, m in zip(baseline[v], measured[v])]) for v in variants},
     }
+
+
+def _median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def run(quick: bool = False, workdir: Optional[str] = None, model_keys: Optional[Sequence[str]] = None,
@@ -179,6 +201,9 @@ def markdown(result: dict) -> str:
             cell = f"**{r['median']:.3f}×** ({r['min']:.3f}–{r['max']:.3f})" if r else "–"
             if r and cpu:
                 cell += f"; CPU {cpu['median']:.3f}×"
+            startup = result["models"][key].get("startup_extra_s", {}).get(variant)
+            if startup is not None:
+                cell += f"; first steps +{startup:.1f} s"
             cells.append(cell)
         rows.append(cells)
     rows.append(
@@ -191,7 +216,8 @@ def markdown(result: dict) -> str:
     return (
         common.markdown_table(header, rows)
         + f"\n\nMedian of {'/'.join(map(str, sorted(pairs)))} per-pair ratios of wall time (min–max in brackets), "
-        + "then the median ratio of the process's CPU time; "
+        + "then the median ratio of the process's CPU time, both from the end of the second step "
+        + "to the end of training; then the median extra seconds of the first two steps (tracing), once per fit; "
         + f"steps per fit: {steps}."
     )
 

@@ -37,7 +37,7 @@ _KINDS = {
     metadata.KERNEL_GRID_TAG_PREFIX: "kernel grids",
 }
 SETTINGS = {
-    "every step": {"every_n_steps": 1, "histogram_every_n_steps": 1},
+    "every step": {"every_n_steps": 1, "histogram_every_n_steps": 1, "kernel_grid_every_n_epochs": 1},
 }
 
 

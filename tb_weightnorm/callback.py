@@ -15,7 +15,7 @@ from tb_weightnorm import alerts, cost_budget, diagnosis, model_variables, snaps
 from tb_weightnorm.alerts import Alert, AlertPolicy, WeightHealthAlert
 from tb_weightnorm.healthy_weights import HealthyWeights
 from tb_weightnorm.history import HistoryBuffer
-from tb_weightnorm.optimizer_hook import AppliedUpdateRecorder, applied_steps, gradient_note
+from tb_weightnorm.optimizer_hook import AppliedUpdateRecorder, applied_steps, gradient_note, SwitchedTrainFunction
 from tb_weightnorm.options import LogOptions, every
 
 logger = logging.getLogger("tb_weightnorm")
@@ -240,9 +240,9 @@ class WeightHealthCallback(keras.callbacks.Callback):
             ready_now=bool(model.built and model.variables),
         )
         self._recorder.install()
-        # The train function may have been traced before the hook existed (an
-        # earlier fit): trace it again so the hook is in it.
-        model.make_train_function(force=True)
+        # Traced anew (an earlier fit's has no hook): the hooked function on
+        # the steps that log, Keras' own on the others.
+        model.train_function = SwitchedTrainFunction(model, self._recorder, self._step)
         if self._chief and self._writer is None:
             self._writer = tf.summary.create_file_writer(self._run_dir())
         self._convs = None

@@ -117,6 +117,40 @@ def test_update_is_lr_times_the_logged_gradient(tmp_path, jit_compile, steps_per
         np.testing.assert_allclose(table[:, U_L2], LR * table[:, G_L2], rtol=1e-4)
 
 
+@pytest.mark.parametrize("steps_per_execution", [1, 3])
+def test_steps_that_log_nothing_run_keras_own_train_function(tmp_path, steps_per_execution):
+    """Executions with no update due to be logged run the function Keras
+    traced without the hook; the tables are still those of the due steps,
+    across a last, smaller batch (a new trace of each function)."""
+    x, y = _data(100)  # batches of 8: 12 full, then one of 4
+    model = _model(steps_per_execution=steps_per_execution)
+    seen = []
+
+    class Functions(keras.callbacks.Callback):
+        def on_train_end(self, logs=None):
+            seen.append(dict(self.model.train_function.executions))
+
+    model.fit(
+        x, y, batch_size=8, epochs=2, verbose=0,
+        # Before ours, whose on_train_end drops the function.
+        callbacks=[Functions(), tb_weightnorm.WeightHealthCallback(tmp_path, every_n_steps=5, histogram_every_n_steps=10)],
+    )
+    total_steps = 2 * 13
+    _, tables = _tables(str(tmp_path / "train"))
+    assert [s for s, _ in tables] == [s for s in range(1, total_steps + 1) if (s - 1) % 5 == 0]
+    for _, table in tables:
+        np.testing.assert_allclose(table[:, U_L2], LR * table[:, G_L2], rtol=1e-4)
+    histograms = {e[0] for e in read_events(str(tmp_path / "train")) if e[2].startswith(metadata.HISTOGRAM_TAG_PREFIX)}
+    assert histograms == {1, 11, 21}
+    windows = [
+        range(start, min(start + steps_per_execution, 13)) for start in range(0, 13, steps_per_execution)
+    ]
+    indexes = [[epoch * 13 + i for i in w] for epoch in range(2) for w in windows]
+    logged = sum(any(i % 5 == 0 for i in w) for w in indexes)
+    assert seen == [{"logged": logged, "plain": len(indexes) - logged}]
+    assert seen[0]["plain"] > 0
+
+
 def test_a_second_fit_continues_the_steps_and_the_hook_goes_away(tmp_path):
     x, y = _data(32)
     model = _model()
