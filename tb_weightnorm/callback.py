@@ -499,5 +499,6 @@ class WeightHealthCallback(keras.callbacks.Callback):
             self._healthy = None
             self._recorder.uninstall()
             self._recorder = None
-            # Drop the traced function that holds the hook; the next fit traces anew.
-            self.model.train_function = None
+            # Keep Keras' own function (traced without the hook), drop the hooked one.
+            train_function = self.model.train_function
+            self.model.train_function = getattr(train_function, "plain", None)

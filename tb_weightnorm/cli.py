@@ -100,9 +100,10 @@ def _add_export(subcommands) -> None:
     )
     sub.add_argument("--findings", metavar="FILE", help="write the findings of the diagnosis to FILE, one row per finding")
     sub.add_argument(
-        "--layout", choices=LAYOUTS, default="wide",
-        help="of the norm tables: wide, one row per run, step and variable with a column per stat "
-        "(default); long, one row per stat too, as tb_weightnorm.load returns them",
+        "--layout", choices=LAYOUTS, default="long",
+        help="of the norm tables: long, one row per run, step, variable and stat, as "
+        "tb_weightnorm.load returns them (default); wide, one row per run, step and variable "
+        "with a column per stat",
     )
     _add_threshold_and_run(sub, threshold_help=" (of --findings)")
     sub.set_defaults(handler=_export)

@@ -29,7 +29,7 @@ def export_csv(
     histograms: Optional[PathLike] = None,
     findings: Optional[PathLike] = None,
     runs: Optional[Sequence[str]] = None,
-    layout: str = "wide",
+    layout: str = "long",
     thresholds: Optional[diagnosis.Thresholds] = None,
 ) -> None:
     """Writes what `tb_weightnorm.load`, `load_histograms` and `load_findings`
@@ -45,9 +45,9 @@ def export_csv(
         findings: where to write the findings of the diagnosis: one row per
             finding.
         runs: glob patterns of the run names to export; all runs when None.
-        layout: of the norm tables: `"wide"` (one row per run, step and
-            variable, one column per stat) or `"long"` (one row per stat too:
-            what `tb_weightnorm.load(logdir)` returns).
+        layout: of the norm tables: `"long"` (one row per run, step,
+            variable and stat: what `tb_weightnorm.load(logdir)` returns) or
+            `"wide"` (one row per run, step and variable, a column per stat).
         thresholds: the diagnosis thresholds for `findings`.
 
         Each of `norms`, `histograms` and `findings` is a file path, or `"-"`

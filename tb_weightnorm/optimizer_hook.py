@@ -352,7 +352,7 @@ class SwitchedTrainFunction:
 
     The logging conditionals are not free even when not taken: their branches
     read every logged variable, and that cost a 200-layer MLP ~15% per step.
-    Two functions instead of one cost a second trace per fit.
+    The price is a second function, traced on the first logged step.
 
     Args:
         model: a compiled Keras model whose optimizer holds `recorder`'s hook.
@@ -364,12 +364,17 @@ class SwitchedTrainFunction:
         self._recorder = recorder
         self._iteration = iteration
         self._steps = int(getattr(model, "steps_per_execution", 1) or 1)
-        self._functions = {}
-        for hooking in (False, True):
-            recorder.hooking = hooking
-            model.make_train_function(force=True)
-            self._functions[hooking] = model.train_function
+        # Keras' own function, as fit made it (traced already, in an earlier
+        # fit, or on its first call here, without the hook): still right once
+        # the hook is gone, so no fit traces it twice.
+        plain = getattr(model, "train_function", None)
+        plain = getattr(plain, "plain", plain)  # one of ours, left by a fit that failed
+        if plain is None:
+            plain = model.make_train_function(force=True) or model.train_function
         recorder.hooking = True
+        model.make_train_function(force=True)
+        self._functions = {False: plain, True: model.train_function}
+        self.plain = plain
         # Executions run by each function: {"logged": n, "plain": m}.
         self.executions = {"logged": 0, "plain": 0}
 

@@ -149,6 +149,13 @@ def test_steps_that_log_nothing_run_keras_own_train_function(tmp_path, steps_per
     logged = sum(any(i % 5 == 0 for i in w) for w in indexes)
     assert seen == [{"logged": logged, "plain": len(indexes) - logged}]
     assert seen[0]["plain"] > 0
+    # Keras' own function stays, already traced: a fit without us logs
+    # nothing and uses it as it is.
+    kept = model.train_function
+    assert kept is not None and not hasattr(kept, "executions")
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    assert model.train_function is kept
+    assert len(_tables(str(tmp_path / "train"))[1]) == len(tables)
 
 
 def test_a_second_fit_continues_the_steps_and_the_hook_goes_away(tmp_path):

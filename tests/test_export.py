@@ -128,9 +128,9 @@ def _same(read_back, expected):
 # -- the files read back ----------------------------------------------------------
 
 
-def test_norms_csv_reads_back_as_load_returns_it(logdir, tmp_path, capsys):
+def test_wide_norms_csv_reads_back_as_load_returns_it(logdir, tmp_path, capsys):
     path = tmp_path / "norms.csv"
-    status, out, err = _main(capsys, "export", logdir, "--csv", path)
+    status, out, err = _main(capsys, "export", logdir, "--csv", path, "--layout", "wide")
     assert (status, out, err) == (0, "", "")
     expected = tb_weightnorm.load(str(logdir), layout="wide")
     # What makes a round trip hard is in there: names to quote, infinities, and
@@ -147,9 +147,9 @@ def test_norms_csv_reads_back_as_load_returns_it(logdir, tmp_path, capsys):
     assert not read_back.duplicated(["run", "step", "variable"]).any()
 
 
-def test_long_layout_is_exactly_what_load_returns(logdir, tmp_path, capsys):
+def test_csv_is_by_default_exactly_what_load_returns(logdir, tmp_path, capsys):
     path = tmp_path / "long.csv"
-    assert _main(capsys, "export", logdir, "--norms", path, "--layout", "long")[0] == 0
+    assert _main(capsys, "export", logdir, "--csv", path)[0] == 0
     expected = tb_weightnorm.load(str(logdir))
     assert np.isposinf(expected.value).any()
     _same(pd.read_csv(path, **READ), expected)
@@ -225,13 +225,13 @@ def test_run_filter_to_standard_output_from_the_console_script(logdir):
     import io
 
     read_back = pd.read_csv(io.StringIO(result.stdout), **READ)
-    _same(read_back, tb_weightnorm.load(str(logdir), runs=["plain*"], layout="wide"))
+    _same(read_back, tb_weightnorm.load(str(logdir), runs=["plain*"]))
     assert set(read_back.run) == {PLAIN_RUN}
 
 
 def test_python_api_writes_the_same_files(logdir, tmp_path):
     tb_weightnorm.export_csv(
-        logdir, norms=tmp_path / "n.csv", findings=tmp_path / "f.csv", runs=["run*"], layout="long"
+        logdir, norms=tmp_path / "n.csv", findings=tmp_path / "f.csv", runs=["run*"]
     )
     _same(pd.read_csv(tmp_path / "n.csv", **READ), tb_weightnorm.load(str(logdir), runs=["run*"]))
     _same(pd.read_csv(tmp_path / "f.csv", **READ), tb_weightnorm.load_findings(str(logdir), runs=["run*"]))
