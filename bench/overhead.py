@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -153,14 +154,9 @@ def measure_model(
         "variants": {v: ratios(v, 0) for v in variants},
         "variants_cpu": {v: ratios(v, 1) for v in variants},
         # Seconds a fit's first two steps (tracing) take beyond plain training's.
-        "startup_extra_s": {v: _median([m[2] - b[2] for b, m in zip(baseline[v], measured[v])]) for v in variants},
+        "startup_extra_s": {v: statistics.median([m[2] - b[2] for b, m in zip(baseline[v], measured[v])]) for v in variants},
     }
 
-
-def _median(values: Sequence[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def run(quick: bool = False, workdir: Optional[str] = None, model_keys: Optional[Sequence[str]] = None,
