@@ -258,7 +258,7 @@ class AppliedUpdateRecorder:
             before={k: tf.convert_to_tensor(b) for k, b in self._before.items()},
             initial={k: tf.convert_to_tensor(w0) for k, w0 in self._initial.items()},
             all_gradients=all_grads,
-            all_weights=[stats.value_of(v) for v in all_vars],
+            all_variables=all_vars,
         )
         return self.norms.write(step, values)
 
@@ -315,14 +315,15 @@ class AppliedUpdateRecorder:
             if not recording:
                 return result
             by_variable = {id(v): g for v, g in zip(variables, grads) if g is not None}
-            applied = grads
             if tf_state.replicas_in_sync() > 1 and reduced:
                 # Keras applies the replicas' gradients summed: log those.
                 key_of = {id(getattr(v, "value", v)): id(v) for v in variables}
                 by_variable = {
                     key_of[id(v)]: g for g, v in reduced[-1] if g is not None and id(v) in key_of
                 }
-                applied = [g for g, _ in reduced[-1]]
+            # In the variables' order: the global row takes a whole variable's
+            # norm from its own row.
+            applied = [by_variable.get(id(v)) for v in variables]
 
             def norms():
                 return recorder._record_norms(step, by_variable, applied, variables)

@@ -4,9 +4,11 @@ Pure TensorFlow functions: no I/O, no summaries, no Python state, so they run
 eagerly, inside `tf.function` and inside XLA-compiled train steps alike. Values
 are reduced where the tensors live; only the small tables leave the device.
 
-Many small variables are reduced together with segment ops (a few large ops
-instead of a dozen small ones per variable, which matters for models with
-hundreds of layers); a variable larger than `_CHUNK_ELEMENTS` is reduced alone so
+Variables of one shape are stacked and reduced together, row by row (models
+repeat a few shapes many times: a 200-layer MLP has 4), and the other small
+ones are concatenated and reduced with segment ops: a few large ops instead
+of a dozen small ones per variable, which matters for models with hundreds of
+layers, whose logged step is mostly per-op cost. A variable larger than `_CHUNK_ELEMENTS` is reduced alone so
 nothing is ever concatenated into a second copy of a huge tensor, and piece by
 piece (`piece_elements()` values at a time, in a loop), so the temporaries of
 its reductions stay the size of a piece: reducing a 100-million-value
@@ -16,8 +18,9 @@ it may fill.
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
 import tensorflow as tf
 
 from tb_weightnorm import tf_state
@@ -91,6 +94,71 @@ class _Segments:
         return values[0] if self.ids is None else tf.gather(values, self.ids)
 
 
+class _Rows:
+    """Reductions over each row of a [n, size] tensor: tensors of one shape
+    stacked. The same interface as `_Segments`, at the cost of plain
+    reductions (several threads, no segment ids, a broadcast for `spread`
+    where segments need a gather)."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def sum(self, x):
+        return tf.reduce_sum(x, axis=1)
+
+    def max(self, x):
+        return tf.reduce_max(x, axis=1)
+
+    def min(self, x):
+        return tf.reduce_min(x, axis=1)
+
+    def spread(self, values: tf.Tensor) -> tf.Tensor:
+        return values[:, None]
+
+
+def _batch_key(tensor) -> Optional[tuple]:
+    """What tensors must share to be stacked: static shape and dtype; None
+    for one that is never stacked (sparse, of unknown shape, or large)."""
+    if isinstance(tensor, tf.IndexedSlices) or not hasattr(tensor, "shape") or is_large(tensor):
+        return None
+    shape = tf.TensorShape(tensor.shape)
+    if not shape.is_fully_defined():
+        return None
+    return tuple(shape.as_list()), tf.as_dtype(tensor.dtype)
+
+
+def _pair_key(now, before) -> Optional[tuple]:
+    """The `_batch_key` of a (now, before) pair: both sides must stack."""
+    key = _batch_key(now)
+    return None if key is None else (*key, before.dtype)
+
+
+def _same_shape_batches(keys: Sequence[Optional[tuple]]) -> Tuple[List[List[int]], List[int]]:
+    """(batches, rest): the indices of two or more tensors of one `_batch_key`
+    (the key's first item is the shape), at most `_CHUNK_ELEMENTS` values per
+    batch; and the indices of every other tensor, in order."""
+    by_key: Dict[tuple, List[int]] = {}
+    rest: List[int] = []
+    for i, key in enumerate(keys):
+        (rest if key is None else by_key.setdefault(key, [])).append(i)
+    batches: List[List[int]] = []
+    for key, members in by_key.items():
+        if len(members) < 2:
+            rest.extend(members)
+            continue
+        size = int(np.prod(key[0]))
+        for chunk in _chunks([size] * len(members)):
+            batches.append([members[j] for j in chunk])
+    return batches, sorted(rest)
+
+
+def _stacked(tensors: Sequence) -> tf.Tensor:
+    """Tensors of one shape and dtype as a float32 [n, size] tensor: one
+    stack, one cast, one reshape for the lot."""
+    size = tf.TensorShape(tensors[0].shape).num_elements()
+    return tf.reshape(_as_float32(tf.stack([tf.convert_to_tensor(t) for t in tensors])), [len(tensors), size])
+
+
 # Below this largest magnitude, squares fall into float32's subnormal range
 # (or to 0) and an unscaled sum of squares loses the norm.
 _TINY_LINF = 1e-18
@@ -116,16 +184,16 @@ def _segment_l2(x, segments: _Segments, linf: tf.Tensor) -> tf.Tensor:
     return tf.cond(tf.reduce_any(needs_scaling), scaled, lambda: plain)
 
 
-def _segment_stats(flat: tf.Tensor, ids: Optional[tf.Tensor], n: int, sizes: tf.Tensor) -> tf.Tensor:
-    """The TENSOR_STATS of n segments of `flat` (segment i holds sizes[i]
-    values; ids None: one segment, the whole of `flat`), as a [n, 9] float32
-    tensor.
+def _segment_stats(flat: tf.Tensor, segments, sizes: tf.Tensor) -> tf.Tensor:
+    """The TENSOR_STATS of the n segments of `flat` (`_Segments` of a flat
+    tensor, or `_Rows` of a stacked one; segment i holds sizes[i] values), as
+    a [n, 9] float32 tensor.
 
     Every stat but the counts is over the finite values only, so one NaN does
     not hide the scale of the rest; a segment with no finite value gets NaN.
     Most steps have no NaN or Inf at all: they take a path without masks.
     """
-    segments = _Segments(ids, n)
+    n = segments.n
     finite = tf.math.is_finite(flat)
 
     def stats_of(x, count, nan_count, inf_count, lo, hi, mask):
@@ -302,7 +370,7 @@ def _large_stats(tensor) -> tf.Tensor:
     def piece_stats(piece):
         flat = _flat_float32(piece)
         size = float(flat.shape[0])
-        return tf.concat([_segment_stats(flat, None, 1, tf.constant([size]))[0], [size]], axis=0)
+        return tf.concat([_segment_stats(flat, _Segments(None, 1), tf.constant([size]))[0], [size]], axis=0)
 
     per_piece = in_pieces([tensor], piece_stats, [len(TENSOR_STATS) + 1])
     return _combined_stats(per_piece[:, :-1], per_piece[:, -1])[None]
@@ -373,15 +441,16 @@ def l2_norms(tensors: Sequence) -> tf.Tensor:
         return tf.zeros([0], tf.float32)
     if any(isinstance(t, tf.IndexedSlices) for t in tensors):
         return tensor_stats(tensors)[:, 1]
-    large = [i for i, t in enumerate(tensors) if is_large(t)]
-    dense = [i for i in range(len(tensors)) if i not in large]
-    parts = []
+    batches, rest = _same_shape_batches([_batch_key(t) for t in tensors])
+    large = [i for i in rest if is_large(tensors[i])]
+    dense = [i for i in rest if i not in large]
+    parts = [_finite_l2(_stacked([tensors[i] for i in batch]), _Rows(len(batch))) for batch in batches]
     if dense:
         flats = [tf.reshape(_as_float32(tensors[i]), [-1]) for i in dense]
         for group, flat, ids in segmented_chunks(flats):
             parts.append(_finite_l2(flat, _Segments(ids, len(group))))
     parts += [_l2_in_pieces([tensors[i]], _flat_float32) for i in large]
-    return _in_order(parts, dense + large)
+    return _in_order(parts, [i for batch in batches for i in batch] + dense + large)
 
 
 def _l2_in_pieces(sources: Sequence, flat_of) -> tf.Tensor:
@@ -423,11 +492,20 @@ def difference_l2_norms(pairs: Sequence) -> tf.Tensor:
     """
     if not pairs:
         return tf.zeros([0], tf.float32)
-    large = [i for i, (now, _) in enumerate(pairs) if is_large(now)]
-    dense = [i for i in range(len(pairs)) if i not in large]
-    parts = [l2_norms([_difference(*pairs[i]) for i in dense])] if dense else []
+    # Batched by the shape and dtypes of both sides: one subtraction per batch.
+    batches, rest = _same_shape_batches([_pair_key(now, before) for now, before in pairs])
+    large = [i for i in rest if is_large(pairs[i][0])]
+    dense = [i for i in rest if i not in large]
+    parts = []
+    for batch in batches:
+        now, before = (tf.stack([tf.convert_to_tensor(pairs[i][side]) for i in batch]) for side in (0, 1))
+        difference = tf.reshape(_difference(now, before), [len(batch), now.shape[1:].num_elements()])
+        parts.append(_finite_l2(difference, _Rows(len(batch))))
+    if dense:
+        parts.append(l2_norms([_difference(*pairs[i]) for i in dense]))
     parts += [_l2_in_pieces(list(pairs[i]), lambda a, b: tf.reshape(_difference(a, b), [-1])) for i in large]
-    return _in_order(parts, dense + large)
+    return _in_order(parts, [i for batch in batches for i in batch] + dense + large)
+
 
 
 def segmented_chunks(flats: Sequence[tf.Tensor]):
@@ -463,12 +541,17 @@ def _segment_ids(lengths: tf.Tensor, total: tf.Tensor) -> tf.Tensor:
 
 
 def _dense_stats(tensors: Sequence) -> tf.Tensor:
-    flats = [tf.reshape(_as_float32(t), [-1]) for t in tensors]
-    parts = [
-        _segment_stats(flat, ids, len(group), _sizes([flats[i] for i in group]))
-        for group, flat, ids in segmented_chunks(flats)
-    ]
-    return tf.concat(parts, axis=0)
+    batches, rest = _same_shape_batches([_batch_key(t) for t in tensors])
+    parts = []
+    for batch in batches:
+        stacked = _stacked([tensors[i] for i in batch])
+        sizes = tf.fill([len(batch)], float(stacked.shape[1]))
+        parts.append(_segment_stats(stacked, _Rows(len(batch)), sizes))
+    flats = [tf.reshape(_as_float32(tensors[i]), [-1]) for i in rest]
+    for group, flat, ids in segmented_chunks(flats):
+        sizes = _sizes([flats[i] for i in group])
+        parts.append(_segment_stats(flat, _Segments(ids, len(group)), sizes))
+    return _in_order(parts, [i for batch in batches for i in batch] + rest)
 
 
 def _sizes(flats: Sequence[tf.Tensor]) -> tf.Tensor:
@@ -535,6 +618,37 @@ def dead_unit_fraction(gradient) -> tf.Tensor:
     else:
         dead = tf.reduce_all(tf.equal(columns, tf.zeros([], g.dtype)), axis=0)
     return tf.cast(tf.math.count_nonzero(dead), tf.float32) / tf.cast(tf.maximum(units, 1), tf.float32)
+
+
+def dead_unit_fractions(gradients: Sequence) -> tf.Tensor:
+    """`dead_unit_fraction` of each gradient (NaN for None), as a
+    [len(gradients)] float32 tensor; gradients of one shape are taken
+    together, with one op per shape rather than several per gradient.
+
+    Example:
+
+    >>> g = tf.constant([[0.0, 1.0], [0.0, 2.0]])
+    >>> dead_unit_fractions([g, None, g]).numpy().tolist()[::2]
+    [0.5, 0.5]
+    """
+    if not gradients:
+        return tf.zeros([0], tf.float32)
+    keys = [
+        _batch_key(g) if g is not None and len(g.shape) >= 2 and g.shape[-1] else None for g in gradients
+    ]
+    batches, rest = _same_shape_batches(keys)
+    parts = []
+    for batch in batches:
+        stacked = tf.stack([tf.convert_to_tensor(gradients[i]) for i in batch])
+        units = stacked.shape[-1]
+        columns = tf.reshape(stacked, [len(batch), stacked.shape[1:].num_elements() // units, units])
+        dead = tf.reduce_all(tf.equal(columns, tf.zeros([], stacked.dtype)), axis=1)
+        parts.append(tf.cast(tf.math.count_nonzero(dead, axis=1), tf.float32) / float(units))
+    parts += [
+        (tf.constant(float("nan")) if gradients[i] is None else dead_unit_fraction(gradients[i]))[None]
+        for i in rest
+    ]
+    return _in_order(parts, [i for batch in batches for i in batch] + rest)
 
 
 def global_norm(tensors: Sequence) -> tf.Tensor:

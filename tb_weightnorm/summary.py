@@ -315,7 +315,7 @@ def log(
         initial={k: tf.convert_to_tensor(c) for k, c in initial.items()},
         before={k: tf.convert_to_tensor(c) for k, (c, _) in previous.items()},
         all_gradients=gradients or (),
-        all_weights=[stats.value_of(v) for v in trainable],
+        all_variables=trainable,
     )
     if previous:
         # No update on the first call: there is no previous weight yet.

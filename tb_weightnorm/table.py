@@ -124,7 +124,7 @@ def compute(
     before: Optional[Mapping[int, tf.Tensor]] = None,
     initial: Optional[Mapping[int, tf.Tensor]] = None,
     all_gradients: Sequence = (),
-    all_weights: Sequence = (),
+    all_variables: Sequence = (),
 ) -> tf.Tensor:
     """The table's values, float32 [rows (+1), len(spec.stats)].
 
@@ -135,8 +135,9 @@ def compute(
         gradients: id(variable) -> the gradient applied (None or absent: none).
         before: id(variable) -> its value before this step's update.
         initial: id(variable) -> its value when logging started.
-        all_gradients, all_weights: every gradient and variable the optimizer
-            got (also those not logged), for the global row.
+        all_gradients, all_variables: every gradient and variable the
+            optimizer got (also those not logged), for the global row; the
+            gradients in the variables' order (empty: none).
     """
     rows = spec.rows
     n = len(rows)
@@ -149,12 +150,10 @@ def compute(
         columns.append(_present_rows(pairs, n, 1, lambda ps: stats.difference_l2_norms(ps)[:, None]))
     if spec.with_gradients:
         g = _by_row(rows, gradients or {}, keep=lambda row: row.trainable)
-        columns.append(_present_rows(g, n, len(metadata.TENSOR_STATS), stats.tensor_stats))
-        dead = [
-            stats.dead_unit_fraction(gi) if gi is not None and row.has_units else tf.constant(_NAN)
-            for gi, row in zip(g, rows)
-        ]
-        columns.append(tf.reshape(tf.stack(dead), [n, 1]) if dead else tf.zeros([0, 1]))
+        gradient_stats = _present_rows(g, n, len(metadata.TENSOR_STATS), stats.tensor_stats)
+        columns.append(gradient_stats)
+        with_units = [gi if row.has_units else None for gi, row in zip(g, rows)]
+        columns.append(tf.reshape(stats.dead_unit_fractions(with_units), [n, 1]))
     if spec.with_updates:
         b = _by_row(rows, before or {}, keep=lambda row: row.trainable)
         updates = [None if bi is None else (wi, bi) for wi, bi in zip(w, b)]
@@ -168,20 +167,48 @@ def compute(
         )
     table = tf.concat(columns, axis=1)
     if spec.global_row:
-        table = tf.concat([table, _global_row(spec, all_weights, all_gradients)], axis=0)
+        row_l2 = {"weight/l2": weight_stats[:, 1]}
+        if spec.with_gradients:
+            row_l2["gradient/l2"] = gradient_stats[:, 1]
+        table = tf.concat([table, _global_row(spec, row_l2, all_variables, all_gradients)], axis=0)
     if spec.stats != spec.computed:
         table = tf.gather(table, [spec.computed.index(s) for s in spec.stats], axis=1)
     return table
 
 
-def _global_row(spec: TableSpec, all_weights, all_gradients) -> tf.Tensor:
+def _global_row(spec: TableSpec, row_l2: Mapping[str, tf.Tensor], all_variables, all_gradients) -> tf.Tensor:
+    variables = list(all_variables)
+    gradients = list(all_gradients) or [None] * len(variables)
     values = {
-        "weight/l2": stats.global_norm(list(all_weights)),
-        "gradient/l2": stats.global_norm(list(all_gradients)),
+        "weight/l2": _global_l2(spec.rows, row_l2["weight/l2"], zip(variables, map(stats.value_of, variables))),
+        "gradient/l2": _global_l2(spec.rows, row_l2.get("gradient/l2"), zip(variables, gradients)),
     }
     return tf.reshape(
         tf.stack([values.get(name, tf.constant(_NAN)) for name in spec.computed]), [1, len(spec.computed)]
     )
+
+
+def _global_l2(rows: Sequence[TrackedVariable], row_l2: Optional[tf.Tensor], pairs) -> tf.Tensor:
+    """`stats.global_norm` of the tensors of (variable, tensor) pairs, taking
+    the l2 norm of a variable logged whole from its row: reading and reducing
+    hundreds of variables again costs a model of hundreds of layers
+    milliseconds per logged step. (A sparse gradient is left to global_norm,
+    which counts its listed values, as clipping does.)"""
+    row_of = {id(row.variable): i for i, row in enumerate(rows) if row.part is None and row.trainable}
+    known, rest = [], []
+    for variable, tensor in pairs:
+        if tensor is None:
+            continue
+        if row_l2 is not None and id(variable) in row_of and not isinstance(tensor, tf.IndexedSlices):
+            known.append(row_of[id(variable)])
+        else:
+            rest.append(tensor)
+    norms = [tf.gather(row_l2, known)] if known else []
+    if rest:
+        norms.append(stats.global_norm(rest)[None])
+    if not norms:
+        return tf.constant(_NAN)
+    return stats.combined_l2(tf.concat(norms, axis=0)) if len(norms) > 1 or len(known) > 1 else norms[0][0]
 
 
 def _present_rows(values: Sequence, n: int, width: int, compute_fn) -> tf.Tensor:

@@ -181,3 +181,48 @@ def test_dead_units_of_a_large_gradient(monkeypatch, mode):
     g[29, 4] = np.nan  # a NaN is not a zero: unit 4 is alive
     run = stats.dead_unit_fraction if mode == "eager" else tf.function(stats.dead_unit_fraction, jit_compile=(mode == "xla"))
     assert float(run(tf.constant(g))) == pytest.approx(4 / 6)
+
+
+def _shared_shape_tensors():
+    """Tensors that share shapes (stacked and reduced together), with every
+    awkward value in some batch, beside tensors of shapes of their own."""
+    rng = np.random.default_rng(3)
+    kernel = lambda scale=1.0: (rng.normal(size=(4, 5)) * scale).astype(np.float32)  # noqa: E731
+    with_nan, with_inf, all_nan = kernel(), kernel(), np.full((4, 5), np.nan, np.float32)
+    with_nan[1, 2], with_inf[0, 0] = np.nan, -np.inf
+    dead = kernel()
+    dead[:, 3] = 0.0
+    return [
+        kernel(), with_nan, rng.normal(size=7).astype(np.float32), kernel(1e-30), with_inf,
+        kernel(1e25), all_nan, np.zeros((2, 0), np.float32), np.zeros((2, 0), np.float32),
+        np.ones(3, np.float32), dead, np.ones(3, np.float32) * 2,
+    ]
+
+
+@pytest.mark.parametrize("mode", ["eager", "function", "xla"])
+def test_tensors_of_one_shape_are_reduced_together_with_the_same_results(mode, monkeypatch):
+    # A chunk of 50 values: the seven 4x5 tensors are stacked 2 + 2 + 2 + 1.
+    monkeypatch.setattr(stats, "_CHUNK_ELEMENTS", 50)
+    tensors = _shared_shape_tensors()
+    batches, _ = stats._same_shape_batches([stats._batch_key(tf.constant(t)) for t in tensors])
+    assert sorted(len(b) for b in batches) == [1, 2, 2, 2, 2, 2]
+
+    def compute(*ts):
+        ts = list(ts)
+        befores = [tf.zeros_like(t) + 1.0 for t in ts]
+        return (
+            stats.tensor_stats(ts), stats.l2_norms(ts), stats.difference_l2_norms(list(zip(ts, befores))),
+            stats.dead_unit_fractions(ts[:4] + [None] + ts[5:]),
+        )
+
+    if mode != "eager":
+        compute = tf.function(compute, jit_compile=(mode == "xla"))
+    table, l2, moved, dead = (x.numpy() for x in compute(*[tf.constant(t) for t in tensors]))
+    for i, t in enumerate(tensors):
+        want = numpy_stats(t)
+        np.testing.assert_allclose(table[i], want, rtol=2e-5, atol=0, equal_nan=True)
+        np.testing.assert_allclose(l2[i], want[1], rtol=2e-5, atol=0)
+        np.testing.assert_allclose(moved[i], numpy_stats(t - 1.0)[1], rtol=2e-5, atol=0)
+        alone = np.nan if i == 4 else float(stats.dead_unit_fraction(tf.constant(t)))
+        np.testing.assert_allclose(dead[i], alone, equal_nan=True)
+    assert dead[10] == pytest.approx(0.2)  # one of five units of `dead`
