@@ -19,6 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import tb_weightnorm  # noqa: E402
 from bench import common, models  # noqa: E402
+from tb_weightnorm.optimizer_hook import BEFORE_UPDATE  # noqa: E402
 
 SETTINGS = {
     "defaults": {},
@@ -65,7 +66,7 @@ def markdown(result: dict) -> str:
                     setting,
                     common.human_bytes(m["model_weight_bytes"]),
                     f"**{common.human_bytes(device)}** ({device / m['model_weight_bytes']:.2f}× the weights)",
-                    common.human_bytes(held["weights before the update"] + held["initial weights"]),
+                    common.human_bytes(held[BEFORE_UPDATE] + held["initial weights"]),
                     common.human_bytes(held["norm table buffer"] + held["histogram buffer"]),
                     f"{common.human_bytes(host)} after {m['logged_steps']} steps",
                 ]

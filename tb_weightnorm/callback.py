@@ -455,8 +455,8 @@ class WeightHealthCallback(keras.callbacks.Callback):
     def held_bytes(self) -> Dict[str, int]:
         """What the callback holds beside the model, in bytes, by role.
 
-        On the model's device: the copy of the logged weights taken before a
-        logged step's update, the copy of the initial weights (for
+        On the model's device: the copy of the logged weights before the
+        update, which exists only while a logged step runs, the copy of the initial weights (for
         `weight/dist_init`), the small buffers the train step writes its
         tables into, and, while alerts are on (`stop_on`), the copy of the
         last healthy weights. On the host: the logged tables kept for the

@@ -63,6 +63,11 @@ def gradient_note(optimizer, num_replicas: int = 1) -> str:
     return ""
 
 
+# What the update costs: a copy of the updated weights, alive only while a
+# logged step runs (see AppliedUpdateRecorder).
+BEFORE_UPDATE = "weights before the update (during a logged step)"
+
+
 class _RingBuffer:
     """A few [shape] float32 slots, written in the graph, read on the host."""
 
@@ -109,9 +114,11 @@ class AppliedUpdateRecorder:
     """Records norm tables (every N steps) and histograms (every M steps) of the
     applied gradients and the updates they make.
 
-    Keeping W_before for the update costs one copy of the logged trainable
-    weights (refreshed only on logged steps); `spec.with_dist_init` keeps
-    another copy, of the weights when recording started.
+    The update needs no copy of the weights kept between steps: the logged
+    step reads them just before the optimizer applies its update, and
+    TensorFlow copies a variable when it is written while such a read is
+    alive, so W_before exists only during that step. `spec.with_dist_init`
+    keeps a copy of the weights when recording started.
 
     Args:
         optimizer: the model's optimizer (possibly a LossScaleOptimizer).
@@ -177,12 +184,10 @@ class AppliedUpdateRecorder:
                     [2, len(rows), len(histograms.histogram_columns(self._bins))],
                     "histograms",
                 )
-            trainable = {id(r.variable) for r in rows if r.trainable}
-            self._before = (
-                {k: plain_variable(tf.zeros(v.shape, v.dtype), "before")
-                 for k, v in variables.items() if k in trainable}
+            self._updated = (
+                [k for k in variables if k in {id(r.variable) for r in rows if r.trainable}]
                 if spec.with_updates
-                else {}
+                else []
             )
             self._initial = (
                 {k: plain_variable(tf.convert_to_tensor(v), "initial")
@@ -218,17 +223,18 @@ class AppliedUpdateRecorder:
         return int(norms), int(histograms) if self._hist_every else 0
 
     def held_bytes(self) -> Dict[str, int]:
-        """Bytes of the variables the recorder keeps beside the model (on the
-        model's device), by role; all 0 before the rows are decided."""
+        """Bytes of what the recorder keeps beside the model (on the model's
+        device), by role; all 0 before the rows are decided."""
 
         def size(variables) -> int:
-            return sum(int(np.prod(v.shape)) * v.dtype.size for v in variables)
+            return sum(int(np.prod(v.shape)) * tf.as_dtype(v.dtype).size for v in variables)
 
         def buffer(ring: Optional[_RingBuffer]) -> int:
             return size([ring.values, ring.steps, ring.count]) if ring is not None else 0
 
+        updated = [self._variables[k] for k in getattr(self, "_updated", [])]
         return {
-            "weights before the update": size(getattr(self, "_before", {}).values()),
+            BEFORE_UPDATE: size(updated),
             "initial weights": size(getattr(self, "_initial", {}).values()),
             "norm table buffer": buffer(self.norms),
             "histogram buffer": buffer(self.histograms),
@@ -245,17 +251,18 @@ class AppliedUpdateRecorder:
     def _current_weights(self) -> Dict[int, tf.Tensor]:
         return {k: stats.value_of(v) for k, v in self._variables.items()}
 
-    def _snapshot(self):
-        assigns = [b.assign(tf.convert_to_tensor(self._variables[k])) for k, b in self._before.items()]
-        with tf.control_dependencies(assigns):
-            return tf.constant(True)
+    def _weights_before(self) -> Dict[int, tf.Tensor]:
+        """The values of the updated variables, read before the update: the
+        train step orders the reads before the optimizer's writes to the
+        same variables, which then copy rather than change what was read."""
+        return {k: tf.convert_to_tensor(self._variables[k]) for k in self._updated}
 
-    def _record_norms(self, step, gradients: Dict[int, object], all_grads, all_vars):
+    def _record_norms(self, step, gradients: Dict[int, object], before, all_grads, all_vars):
         values = table.compute(
             self.spec,
             weights=self._current_weights(),
             gradients=gradients,
-            before={k: tf.convert_to_tensor(b) for k, b in self._before.items()},
+            before=before,
             initial={k: tf.convert_to_tensor(w0) for k, w0 in self._initial.items()},
             all_gradients=all_grads,
             all_variables=all_vars,
@@ -308,8 +315,7 @@ class AppliedUpdateRecorder:
             step = iteration + 1
             intervals = recorder._intervals.read_value()
             due_norms = tf.equal(tf.math.floormod(iteration, intervals[0]), 0)
-            if recorder._before and recording:
-                tf_state.run_if(due_norms, recorder._snapshot)
+            before = recorder._weights_before() if recording else {}
             del reduced[:]
             result = original(grads, trainable_variables)
             if not recording:
@@ -326,7 +332,7 @@ class AppliedUpdateRecorder:
             applied = [by_variable.get(id(v)) for v in variables]
 
             def norms():
-                return recorder._record_norms(step, by_variable, applied, variables)
+                return recorder._record_norms(step, by_variable, before, applied, variables)
 
             tf_state.run_if(due_norms, norms)
             if recorder.histograms is not None:

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from bench import common, memory, overhead, size
+from tb_weightnorm.optimizer_hook import BEFORE_UPDATE
 
 
 def test_overhead_measures_every_variant_in_pairs(tmp_path):
@@ -35,7 +36,7 @@ def test_memory_counts_the_copies_each_setting_keeps(tmp_path):
     weights = settings["defaults"]["model_weight_bytes"]
     # Defaults keep W before the update and W_0; without dist_init one copy;
     # with no update or dist_init column stored, none.
-    copies = {name: m["held"]["weights before the update"] + m["held"]["initial weights"] for name, m in settings.items()}
+    copies = {name: m["held"][BEFORE_UPDATE] + m["held"]["initial weights"] for name, m in settings.items()}
     assert copies["defaults"] == 2 * weights
     assert copies["no dist_init (keep_initial_weights=False)"] == weights
     assert copies["gradients only (stats=['gradient/*'])"] == 0
