@@ -294,8 +294,7 @@ class WeightHealthCallback(keras.callbacks.Callback):
         recorder = self._recorder
         if recorder is None:
             return None
-        norms = recorder.drain_norms()
-        hists = recorder.drain_histograms()
+        norms, hists = recorder.drain()
         kind = "histograms" if hists else "norms" if norms else "plain"
         if not self._chief or not (norms or hists):
             return kind

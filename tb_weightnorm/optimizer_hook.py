@@ -158,6 +158,10 @@ class AppliedUpdateRecorder:
         # Read when `apply` is traced (or run eagerly): whether this train
         # function is the logging one (see `switched_train_function`).
         self.hooking = True
+        # Whether the buffers may hold records not drained yet: after an
+        # execution of the logging function (see `SwitchedTrainFunction`).
+        # Draining reads variables from the device; a plain step skips that.
+        self.unread = True
         self.spec: Optional[table.TableSpec] = None
         self.norms: Optional[_RingBuffer] = None
         self.histograms: Optional[_RingBuffer] = None
@@ -240,11 +244,14 @@ class AppliedUpdateRecorder:
             "histogram buffer": buffer(self.histograms),
         }
 
-    def drain_norms(self) -> List[Tuple[int, np.ndarray]]:
-        return self.norms.drain() if self.norms is not None else []
-
-    def drain_histograms(self) -> List[Tuple[int, np.ndarray]]:
-        return self.histograms.drain() if self.histograms is not None else []
+    def drain(self) -> Tuple[List[Tuple[int, np.ndarray]], List[Tuple[int, np.ndarray]]]:
+        """(norm tables, histograms) recorded since the last drain, as
+        (step, values) in step order."""
+        if not self.unread:
+            return [], []
+        self.unread = False
+        norms = self.norms.drain() if self.norms is not None else []
+        return norms, self.histograms.drain() if self.histograms is not None else []
 
     # -- in the train step -------------------------------------------------
 
@@ -392,6 +399,7 @@ class SwitchedTrainFunction:
         # Set on every call: each function traces on its first call (and
         # again for another input shape), reading the flag then.
         recorder.hooking = hooking
+        recorder.unread = recorder.unread or hooking
         try:
             return self._functions[hooking](iterator)
         finally:
