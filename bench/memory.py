@@ -1,7 +1,8 @@
-"""What WeightHealthCallback holds beside the model, by setting: copies of
-the weights kept for the update and for the distance from the initial
-weights, the buffers the train step writes into (on the model's device), and
-the tables kept on the host for the diagnosis. Counted exactly from the
+"""What WeightHealthCallback holds beside the model, by setting: the copy of
+the initial weights kept for the distance from them, the weights before the
+update (held only while a logged step runs), the buffers the train step
+writes into (on the model's device), and the tables kept on the host for the
+diagnosis. Counted exactly from the
 variables and arrays the callback keeps (`WeightHealthCallback.held_bytes`),
 beside the size of the model's own weights.
 
@@ -66,13 +67,15 @@ def markdown(result: dict) -> str:
                     setting,
                     common.human_bytes(m["model_weight_bytes"]),
                     f"**{common.human_bytes(device)}** ({device / m['model_weight_bytes']:.2f}× the weights)",
-                    common.human_bytes(held[BEFORE_UPDATE] + held["initial weights"]),
+                    common.human_bytes(held["initial weights"]),
+                    common.human_bytes(held[BEFORE_UPDATE]),
                     common.human_bytes(held["norm table buffer"] + held["histogram buffer"]),
                     f"{common.human_bytes(host)} after {m['logged_steps']} steps",
                 ]
             )
     return common.markdown_table(
-        ["model", "setting", "trainable weights", "held on the model's device", "of which weight copies",
+        ["model", "setting", "trainable weights", "held on the model's device (peak, a logged step)",
+         "of which W_0 (kept)", "of which W before the update (only while a logged step runs)",
          "of which table buffers", "host, tables for the diagnosis"],
         rows,
     )

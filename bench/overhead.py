@@ -2,7 +2,7 @@
 without each way of logging, in pairs, interleaved; the figure is the median
 of the per-pair ratios of training time.
 
-A fit's time runs from the end of its first step (so tracing and compiling,
+A fit's time runs from the end of its second step (so tracing and compiling,
 paid once per fit, stay out) to the end of `on_train_end` (so work done at
 epoch ends and at the end is in). Each fit runs `epochs` epochs of `steps`
 steps on the same model, which keeps training from pair to pair.
