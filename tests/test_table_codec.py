@@ -109,7 +109,7 @@ def _table_with_every_kind_of_row():
     before = {k: w * 0.999 for k, w in weights.items()}
     computed = table.compute(
         spec, weights=weights, gradients=gradients, before=before, initial=before,
-        all_gradients=list(gradients.values()), all_weights=list(weights.values()),
+        all_gradients=[gradients.get(id(v)) for v in variables], all_variables=variables,
     ).numpy()
     return spec, computed
 
