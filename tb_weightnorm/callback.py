@@ -455,8 +455,8 @@ class WeightHealthCallback(keras.callbacks.Callback):
         """What the callback holds beside the model, in bytes, by role.
 
         On the model's device: the copy of the logged weights before the
-        update, which exists only while a logged step runs, the copy of the initial weights (for
-        `weight/dist_init`), the small buffers the train step writes its
+        update (it exists only while a logged step runs), the copy of the
+        initial weights (for `weight/dist_init`), the small buffers the train step writes its
         tables into, and, while alerts are on (`stop_on`), the copy of the
         last healthy weights. On the host: the logged tables kept for the
         diagnosis (at most 2,000 logged steps; older ones are thinned out).

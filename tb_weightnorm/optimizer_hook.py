@@ -188,11 +188,8 @@ class AppliedUpdateRecorder:
                     [2, len(rows), len(histograms.histogram_columns(self._bins))],
                     "histograms",
                 )
-            self._updated = (
-                [k for k in variables if k in {id(r.variable) for r in rows if r.trainable}]
-                if spec.with_updates
-                else []
-            )
+            trainable = {id(r.variable) for r in rows if r.trainable}
+            self._updated = [k for k in variables if k in trainable] if spec.with_updates else []
             self._initial = (
                 {k: plain_variable(tf.convert_to_tensor(v), "initial")
                  for k, v in variables.items()}

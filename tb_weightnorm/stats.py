@@ -8,8 +8,9 @@ Variables of one shape are stacked and reduced together, row by row (models
 repeat a few shapes many times: a 200-layer MLP has 4), and the other small
 ones are concatenated and reduced with segment ops: a few large ops instead
 of a dozen small ones per variable, which matters for models with hundreds of
-layers, whose logged step is mostly per-op cost. A variable larger than `_CHUNK_ELEMENTS` is reduced alone so
-nothing is ever concatenated into a second copy of a huge tensor, and piece by
+layers, whose logged step is mostly per-op cost. A variable larger than
+`_CHUNK_ELEMENTS` is reduced alone so nothing is ever concatenated into a
+second copy of a huge tensor, and piece by
 piece (`piece_elements()` values at a time, in a loop), so the temporaries of
 its reductions stay the size of a piece: reducing a 100-million-value
 embedding at once would hold several more tensors of its size, on a device
@@ -150,6 +151,11 @@ def _same_shape_batches(keys: Sequence[Optional[tuple]]) -> Tuple[List[List[int]
         for chunk in _chunks([size] * len(members)):
             batches.append([members[j] for j in chunk])
     return batches, sorted(rest)
+
+
+def _members(batches: Sequence[Sequence[int]]) -> List[int]:
+    """The indices of `batches`, batch after batch: the order of their rows."""
+    return [i for batch in batches for i in batch]
 
 
 def _stacked(tensors: Sequence) -> tf.Tensor:
@@ -450,7 +456,7 @@ def l2_norms(tensors: Sequence) -> tf.Tensor:
         for group, flat, ids in segmented_chunks(flats):
             parts.append(_finite_l2(flat, _Segments(ids, len(group))))
     parts += [_l2_in_pieces([tensors[i]], _flat_float32) for i in large]
-    return _in_order(parts, [i for batch in batches for i in batch] + dense + large)
+    return _in_order(parts, _members(batches) + dense + large)
 
 
 def _l2_in_pieces(sources: Sequence, flat_of) -> tf.Tensor:
@@ -504,8 +510,7 @@ def difference_l2_norms(pairs: Sequence) -> tf.Tensor:
     if dense:
         parts.append(l2_norms([_difference(*pairs[i]) for i in dense]))
     parts += [_l2_in_pieces(list(pairs[i]), lambda a, b: tf.reshape(_difference(a, b), [-1])) for i in large]
-    return _in_order(parts, [i for batch in batches for i in batch] + dense + large)
-
+    return _in_order(parts, _members(batches) + dense + large)
 
 
 def segmented_chunks(flats: Sequence[tf.Tensor]):
@@ -551,7 +556,7 @@ def _dense_stats(tensors: Sequence) -> tf.Tensor:
     for group, flat, ids in segmented_chunks(flats):
         sizes = _sizes([flats[i] for i in group])
         parts.append(_segment_stats(flat, _Segments(ids, len(group)), sizes))
-    return _in_order(parts, [i for batch in batches for i in batch] + rest)
+    return _in_order(parts, _members(batches) + rest)
 
 
 def _sizes(flats: Sequence[tf.Tensor]) -> tf.Tensor:
@@ -648,7 +653,7 @@ def dead_unit_fractions(gradients: Sequence) -> tf.Tensor:
         (tf.constant(float("nan")) if gradients[i] is None else dead_unit_fraction(gradients[i]))[None]
         for i in rest
     ]
-    return _in_order(parts, [i for batch in batches for i in batch] + rest)
+    return _in_order(parts, _members(batches) + rest)
 
 
 def global_norm(tensors: Sequence) -> tf.Tensor:

@@ -203,12 +203,14 @@ def _global_l2(rows: Sequence[TrackedVariable], row_l2: Optional[tf.Tensor], pai
             known.append(row_of[id(variable)])
         else:
             rest.append(tensor)
-    norms = [tf.gather(row_l2, known)] if known else []
+    parts = [tf.gather(row_l2, known)] if known else []
     if rest:
-        norms.append(stats.global_norm(rest)[None])
-    if not norms:
+        parts.append(stats.global_norm(rest)[None])
+    if not parts:
         return tf.constant(_NAN)
-    return stats.combined_l2(tf.concat(norms, axis=0)) if len(norms) > 1 or len(known) > 1 else norms[0][0]
+    norms = tf.concat(parts, axis=0)
+    # One norm is returned as it is: combined_l2 would turn an infinite one into NaN.
+    return norms[0] if norms.shape[0] == 1 else stats.combined_l2(norms)
 
 
 def _present_rows(values: Sequence, n: int, width: int, compute_fn) -> tf.Tensor:

@@ -34,8 +34,8 @@ def test_memory_counts_the_copies_each_setting_keeps(tmp_path):
     result = memory.run(quick=True, workdir=str(tmp_path))
     settings = result["models"]["small_cnn"]["settings"]
     weights = settings["defaults"]["model_weight_bytes"]
-    # Defaults keep W before the update and W_0; without dist_init one copy;
-    # with no update or dist_init column stored, none.
+    # Defaults hold W before the update (during a logged step) and W_0;
+    # without dist_init one copy; with no update or dist_init column stored, none.
     copies = {name: m["held"][BEFORE_UPDATE] + m["held"]["initial weights"] for name, m in settings.items()}
     assert copies["defaults"] == 2 * weights
     assert copies["no dist_init (keep_initial_weights=False)"] == weights
