@@ -81,7 +81,9 @@ setup(
     ],
     extras_require={
         "pandas": ["pandas"],
-        "test": ["pytest", "pandas", "playwright", "hypothesis"],
+        # What the tests import beyond the install: pillow reads the kernel
+        # grids' PNGs; setuptools and wheel build the wheel test_packaging checks.
+        "test": ["pytest", "pandas", "playwright", "hypothesis", "pillow", "setuptools>=70", "wheel"],
     },
     entry_points={
         "tensorboard_plugins": ["weight_health = tb_weightnorm.plugin:WeightHealthLoader"],

@@ -1,12 +1,34 @@
 """A built wheel carries the frontend bundle and the entry point: installing it
 needs no Node.js, and TensorBoard finds the plugin."""
 
+import site
 import subprocess
 import sys
+import sysconfig
 import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _see_the_current_site_packages(python: Path) -> None:
+    """Makes the venv of `python` see this interpreter's installed packages
+    (TensorFlow, TensorBoard), after its own.
+
+    `venv --system-site-packages` would show it the *base* interpreter's,
+    which inside a virtual or conda environment has none of them. The folders
+    go in as plain paths, so their own .pth files (an editable install of
+    tb_weightnorm among them) are not run: only the wheel can answer.
+    """
+    ours = {sysconfig.get_path("purelib"), sysconfig.get_path("platlib"), *site.getsitepackages()}
+    if site.ENABLE_USER_SITE:
+        ours.add(site.getusersitepackages())
+    folders = sorted(f for f in ours if Path(f).is_dir())
+    target = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()
+    (Path(target) / "_tb_weightnorm_test_parent_site.pth").write_text("\n".join(folders) + "\n")
 
 
 def test_wheel_holds_the_bundle_and_the_entry_point(tmp_path):
@@ -31,8 +53,9 @@ def test_wheel_holds_the_bundle_and_the_entry_point(tmp_path):
     # Installed into a fresh environment with no Node.js on its PATH, the
     # plugin loads and serves its bundle from the installed package.
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
+    _see_the_current_site_packages(python)
     subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(wheel)], check=True)
     code = (
         "import importlib.metadata as m, pathlib, tb_weightnorm.plugin as p;"
