@@ -53,9 +53,10 @@ LOOP_STEPS = 120
 LOOP_HISTOGRAM_EVERY = 10
 LOOP_VARIABLES = ["loop_mlp/hidden/kernel", "loop_mlp/hidden/bias", "loop_mlp/head/kernel", "loop_mlp/head/bias"]
 
-# A Dense model fit with WeightHealthCallback every step, one kernel element
-# set to NaN before batch NAN_AT_BATCH (0-based) of 20: step NAN_AT_BATCH + 1
-# is the first logged with NaN.
+# A linear Dense model fit with WeightHealthCallback every step, one kernel
+# element set to NaN before batch NAN_AT_BATCH (0-based) of 20: step
+# NAN_AT_BATCH + 1 is the first logged with NaN, and from it every weight and
+# gradient of every layer is NaN.
 NAN_RUN = "nan/train"
 NAN_AT_BATCH = 5
 NAN_STEPS = 20
@@ -154,7 +155,13 @@ def train_loop(logdir: str, steps: int = LOOP_STEPS) -> str:
 def train_with_nan(logdir: str, run: str, nan_at_batch: int, layer_name: str = "middle") -> str:
     """A Dense model fit with WeightHealthCallback every step; at batch
     `nan_at_batch` of the first epoch one element of `layer_name`'s kernel
-    becomes NaN (so every later gradient and weight goes NaN too)."""
+    becomes NaN, and that step's gradients and every later weight go NaN.
+
+    The layers are linear so that IEEE arithmetic alone carries the NaN
+    everywhere (a product or sum with NaN is NaN, on every CPU). Through a
+    ReLU it need not: whether relu(NaN) and its gradient are NaN or 0 depends
+    on the kernel (oneDNN's or Eigen's, and the operand order of its max).
+    """
     import keras
 
     import tb_weightnorm
@@ -163,8 +170,8 @@ def train_with_nan(logdir: str, run: str, nan_at_batch: int, layer_name: str = "
     model = keras.Sequential(
         [
             keras.Input((6,)),
-            keras.layers.Dense(8, activation="relu", name="first"),
-            keras.layers.Dense(8, activation="relu", name=layer_name),
+            keras.layers.Dense(8, name="first"),
+            keras.layers.Dense(8, name=layer_name),
             keras.layers.Dense(1, name="last"),
         ],
         name="nan_mlp",

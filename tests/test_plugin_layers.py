@@ -207,8 +207,9 @@ def test_a_nan_weight_shows_in_its_layer_and_survives_thinning(api_client, logge
     # Before: no NaN, every stat measured.
     assert nan_count["middle"][:gone] == [0.0] * gone
     assert all(isinstance(v, float) for v in mean["middle"][:gone])
-    # From then on the whole layer is NaN: every element counted, no finite
-    # value left to take a mean of (null) and an l2 over no finite value: 0.
+    # From then on every layer is NaN (the model is linear: IEEE arithmetic
+    # spreads it): every element counted, no finite value left to take a mean
+    # of (null) and an l2 over no finite value: 0.
     for layer, n in size.items():
         assert nan_count[layer][gone:] == [float(n)] * (len(steps) - gone), layer
         assert mean[layer][gone:] == [None] * (len(steps) - gone), layer
