@@ -6,7 +6,7 @@ import collections
 import logging
 import os
 import time
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import keras
 import tensorflow as tf
@@ -156,6 +156,10 @@ class WeightHealthCallback(keras.callbacks.Callback):
             if histogram_every_n_steps is None
             else every("histogram_every_n_steps", histogram_every_n_steps)
         )
+        # What the cost budget times steps and drawings with; a test gives
+        # it a clock of its own, so no decision depends on how busy the
+        # machine is.
+        self._clock: Callable[[], float] = time.perf_counter
         self._step_times = {kind: collections.deque(maxlen=9) for kind in ("plain", "norms", "histograms")}
         self._step_started: Optional[float] = None
         self._adaptive_grids = kernel_grid_every_n_epochs is None
@@ -269,12 +273,12 @@ class WeightHealthCallback(keras.callbacks.Callback):
         if not self._adaptive_grids or self._last_grids is None:
             return True
         cost, ended = self._last_grids
-        return cost_budget.grids_due(cost, time.perf_counter() - ended)
+        return cost_budget.grids_due(cost, self._clock() - ended)
 
     def _write_kernel_grids(self) -> None:
         if not self.kernel_grid_every_n_epochs or not self._chief:
             return
-        started = time.perf_counter()
+        started = self._clock()
         if self._convs is None:
             if not (self.model.built and self.model.variables):
                 return  # built in its first call: the first grids come at epoch end
@@ -284,7 +288,7 @@ class WeightHealthCallback(keras.callbacks.Callback):
         with self._writer.as_default():
             for conv in self._convs:
                 summary.write_kernel_grid(conv, step, max_filters=self.options.max_kernel_filters)
-        ended = time.perf_counter()
+        ended = self._clock()
         self._last_grids = (ended - started, ended)
         self._grids_step = step
 
@@ -319,11 +323,11 @@ class WeightHealthCallback(keras.callbacks.Callback):
         return kind
 
     def on_train_batch_end(self, batch, logs=None):
-        started = time.perf_counter()
+        started = self._clock()
         kind = self._write_recorded()
         # Inside the measured time: watching for alerts is part of what logging costs.
         self._watch()
-        ended = time.perf_counter()
+        ended = self._clock()
         if self._step_started is not None and kind is not None:
             # The step (with its in-graph statistics) and writing them out.
             self._step_times[kind].append(ended - self._step_started)

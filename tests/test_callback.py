@@ -1,12 +1,15 @@
 """WeightHealthCallback in model.fit: the gradients logged are the ones applied."""
 
+from unittest import mock
+
 import keras
 import numpy as np
 import pytest
 
 import tb_weightnorm
 from conftest import numpy_stats, read_events
-from tb_weightnorm import metadata
+from manual_clock import timed_callback
+from tb_weightnorm import metadata, summary
 
 LR = 0.05
 STATS = metadata.all_stat_names()
@@ -219,18 +222,24 @@ def test_callback_refuses_an_unknown_report_severity(tmp_path):
         tb_weightnorm.WeightHealthCallback(str(tmp_path), report="loud")
 
 
-def _conv_fit(tmp_path, epochs, sleep_per_epoch=0.0, **callback_kwargs):
-    """Steps at which kernel grids were logged, over a fit of a tiny CNN."""
-    import time
-
+def _conv_fit(tmp_path, epochs, epoch_seconds=0.0, drawing_seconds=0.1, **callback_kwargs):
+    """Steps at which kernel grids were logged, over a fit of a tiny CNN whose
+    steps take 1 ms, epochs `epoch_seconds` more and each drawing of the grids
+    `drawing_seconds`, on a clock the test keeps."""
     model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, name="conv"), keras.layers.Flatten(), keras.layers.Dense(2)])
     model.compile(optimizer=keras.optimizers.SGD(LR), loss="mse")
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(16, 8, 8, 1)).astype("float32"), rng.normal(size=(16, 2)).astype("float32")
-    # Time passing in training, without training longer: stands for long epochs.
-    slow = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: time.sleep(sleep_per_epoch))
     callback = tb_weightnorm.WeightHealthCallback(str(tmp_path), **callback_kwargs)
-    model.fit(x, y, batch_size=8, epochs=epochs, verbose=0, callbacks=[slow, callback])
+    clock, timed = timed_callback(callback, step_seconds=0.001, epoch_seconds=epoch_seconds)
+    draw = summary.write_kernel_grid
+
+    def slow_draw(*args, **kwargs):
+        clock.advance(drawing_seconds)
+        return draw(*args, **kwargs)
+
+    with mock.patch.object(summary, "write_kernel_grid", slow_draw):
+        model.fit(x, y, batch_size=8, epochs=epochs, verbose=0, callbacks=[timed, callback])
     return [step for step, _, tag, _, _ in read_events(str(tmp_path / "train")) if tag.startswith(metadata.KERNEL_GRID_TAG_PREFIX)]
 
 
@@ -239,18 +248,17 @@ def test_kernel_grids_every_epoch_when_asked(tmp_path):
 
 
 def test_automatic_kernel_grids_skip_epochs_too_short_to_pay_for_them(tmp_path):
-    # Epochs of 2 steps take milliseconds: drawing again would cost far more
-    # than the budget. The first epoch also traced the train step (seconds),
-    # which may pay for one drawing at its end; the later ones never do.
-    steps = _conv_fit(tmp_path, 5)
-    assert steps[0] == 0 and set(steps) <= {0, 2}
+    # Drawing takes 0.1 s, so drawing again waits for 20 s of training (0.5%);
+    # epochs of 2 ms never get there, nor does the end of training.
+    assert _conv_fit(tmp_path, 5) == [0]
 
 
 def test_automatic_kernel_grids_come_back_once_enough_time_has_passed(tmp_path):
-    # A 4-filter grid takes a few milliseconds: after 3 s of training it is
-    # within the budget (15 ms), so every epoch end draws, and the end of
-    # training does not draw the last epoch's kernels twice.
-    assert _conv_fit(tmp_path, 2, sleep_per_epoch=3.0) == [0, 2, 4]
+    # Epochs of 30 s pay for a drawing each, and the end of training does not
+    # draw the last epoch's kernels twice.
+    assert _conv_fit(tmp_path / "slow", 2, epoch_seconds=30.0) == [0, 2, 4]
+    # Epochs of 12 s pay for one every second epoch: the time adds up.
+    assert _conv_fit(tmp_path / "slower", 5, epoch_seconds=12.0) == [0, 4, 8]
 
 
 @pytest.mark.parametrize(

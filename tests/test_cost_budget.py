@@ -2,13 +2,13 @@
 real fit where logging is made expensive."""
 
 import logging
-import time
 
 import keras
 import numpy as np
 import pytest
 
 import tb_weightnorm
+from manual_clock import timed_callback
 from tb_weightnorm import cost_budget
 
 
@@ -40,35 +40,51 @@ def _model():
 
 
 class _SlowLogging(tb_weightnorm.WeightHealthCallback):
-    """Writing each logged table takes 50 ms more: logging that is far too
-    expensive for steps of a millisecond or two."""
+    """Writing each logged table takes 60 ms more, on the test's clock:
+    logging far too expensive for steps of 2 ms."""
 
     def _write_recorded(self):
         kind = super()._write_recorded()
         if kind not in (None, "plain"):
-            time.sleep(0.05)
+            self._clock.advance(0.06)
         return kind
 
 
-def test_expensive_logging_gets_sparser_while_training(tmp_path, caplog):
+def _fit_timed(callback, epochs):
     x, y = _data()
+    _, timed = timed_callback(callback, step_seconds=0.002)
+    _model().fit(x, y, batch_size=8, epochs=epochs, verbose=0, callbacks=[timed, callback])
+
+
+def test_expensive_logging_gets_sparser_while_training(tmp_path, caplog):
     callback = _SlowLogging(str(tmp_path), report=None)
     with caplog.at_level(logging.INFO, logger="tb_weightnorm"):
-        _model().fit(x, y, batch_size=8, epochs=3, verbose=0, callbacks=[callback])
-    assert callback.every_n_steps >= 1000 and callback.histogram_every_n_steps >= callback.every_n_steps
-    assert "logging norm tables every" in caplog.text
+        _fit_timed(callback, epochs=3)
+    # 60 ms on 2 ms steps: 0.5% of them needs 6,000 steps between tables,
+    # rounded up to 10,000.
+    assert (callback.every_n_steps, callback.histogram_every_n_steps) == (10000, 10000)
+    assert "logging norm tables every 10000 steps" in caplog.text
     steps = [s for s, _ in tb_weightnorm.load(str(tmp_path)).groupby("step")]
-    # Every 10 steps until two logged steps were timed, then none until step 1,001.
-    assert steps[:3] == [1, 11, 21] and max(steps) < 1000
+    # Every 10 steps until two logged steps were timed (the first step of an
+    # epoch is not: it waits for data), then none until step 10,001.
+    assert steps == [1, 11, 21]
 
 
 def test_explicit_intervals_are_kept(tmp_path):
-    x, y = _data()
     callback = _SlowLogging(str(tmp_path), every_n_steps=5, histogram_every_n_steps=20, report=None)
-    _model().fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[callback])
+    _fit_timed(callback, epochs=1)
     assert (callback.every_n_steps, callback.histogram_every_n_steps) == (5, 20)
     steps = sorted({s for s, _ in tb_weightnorm.load(str(tmp_path)).groupby("step")})
     assert steps == list(range(1, 81, 5))
+
+
+def test_cheap_logging_keeps_the_starting_intervals(tmp_path):
+    # Tables and histograms that cost nothing on the clock: nothing changes.
+    callback = tb_weightnorm.WeightHealthCallback(str(tmp_path), report=None)
+    _fit_timed(callback, epochs=2)
+    assert (callback.every_n_steps, callback.histogram_every_n_steps) == (10, 100)
+    steps = sorted({s for s, _ in tb_weightnorm.load(str(tmp_path)).groupby("step")})
+    assert steps == list(range(1, 161, 10))
 
 
 def test_grids_are_due_first_and_then_once_their_cost_fits_the_budget():
