@@ -8,6 +8,15 @@ import numpy as np
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def _same_random_state():
+    """Every test starts from the same seeds (Python, numpy, TensorFlow), so
+    none depends on which tests ran before it."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+
+
 def read_events(run_dir):
     """(step, wall_time, tag, metadata, ndarray) of every summary value, in file
     order, with the metadata of its time series (the first event's: later ones
