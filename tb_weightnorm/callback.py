@@ -11,7 +11,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import keras
 import tensorflow as tf
 
-from tb_weightnorm import alerts, cost_budget, diagnosis, model_variables, snapshots, summary, table, tf_state
+from tb_weightnorm import (
+    alerts, cost_budget, diagnosis, event_files, metadata, model_variables, snapshots, summary, table, tf_state,
+)
 from tb_weightnorm.alerts import Alert, AlertPolicy, WeightHealthAlert
 from tb_weightnorm.healthy_weights import HealthyWeights
 from tb_weightnorm.history import HistoryBuffer
@@ -207,6 +209,9 @@ class WeightHealthCallback(keras.callbacks.Callback):
         self._grids_step: Optional[int] = None  # the step the last grids show
         self._names = None  # (spec, norm table names, histogram names)
         self._chief = True
+        self._step_offset = 0
+        # The last step this callback logged or trained in its run.
+        self._last_step: Optional[int] = None
         # Keras need not turn the logs into numpy for us: we never read them.
         self._supports_tf_logs = True
 
@@ -240,13 +245,17 @@ class WeightHealthCallback(keras.callbacks.Callback):
             histogram_every_n_steps=self.histogram_every_n_steps,
             histogram_bins=options.histogram_bins,
             steps_per_execution=int(getattr(model, "steps_per_execution", 1) or 1),
-            # A subclassed model may create its variables in its first call.
+            # A subclassed model may create its variables in its first call;
+            # one without `call` is never marked built, and its rows are
+            # decided when its step is first traced, as theirs are.
             ready_now=bool(model.built and model.variables),
         )
         self._recorder.install()
+        self._step_offset = self._continuing_offset()
+        self._recorder.step_offset.assign(self._step_offset)
         # Traced anew (an earlier fit's has no hook): the hooked function on
         # the steps that log, Keras' own on the others.
-        model.train_function = SwitchedTrainFunction(model, self._recorder, self._step)
+        model.train_function = SwitchedTrainFunction(model, self._recorder)
         if self._chief and self._writer is None:
             self._writer = tf.summary.create_file_writer(self._run_dir())
         self._convs = None
@@ -259,12 +268,31 @@ class WeightHealthCallback(keras.callbacks.Callback):
         self._healthy = None
         if self._alert_policy is not None and self._chief:
             self._healthy = HealthyWeights()
-            if model.built and model.weights:
+            if model.weights:
                 # Until a logged step is found healthy, the weights the fit started from.
                 self._healthy.keep(model, self._step())
 
     def _step(self) -> int:
-        return applied_steps(self.model.optimizer)
+        return applied_steps(self.model.optimizer) + self._step_offset
+
+    def _continuing_offset(self) -> int:
+        """What to add to the optimizer's update count so that this fit's
+        steps come after those already logged into the run: a second fit
+        with a new optimizer (fine-tuning after `compile` again) counts from
+        0, and its tables would otherwise land on the first fit's steps."""
+        last = self._last_step
+        if last is None and self._chief:
+            # A new callback on a run written before: its last table, histogram or grid.
+            last = event_files.last_step_with_tag(self._run_dir(), metadata.PLUGIN_NAME + "/")
+        updates = applied_steps(self.model.optimizer)
+        if last is None or updates >= last:
+            return 0
+        logger.info(
+            "tb_weightnorm: %s already holds steps up to %d and the optimizer has made %d updates: "
+            "this fit's steps go on from step %d.",
+            self._run_dir(), last, updates, last + 1,
+        )
+        return last - updates
 
     def _run_dir(self) -> str:
         return os.path.join(self.log_dir, "train")
@@ -279,9 +307,11 @@ class WeightHealthCallback(keras.callbacks.Callback):
         if not self.kernel_grid_every_n_epochs or not self._chief:
             return
         started = self._clock()
-        if self._convs is None:
-            if not (self.model.built and self.model.variables):
+        if self._convs is None or not self.model.built:
+            if not self.model.variables:
                 return  # built in its first call: the first grids come at epoch end
+            # Looked for again while the model is not marked built: it may
+            # still create layers' variables (or, without `call`, never be).
             options = self.options
             self._convs = model_variables.conv_kernels(self.model, include=options.include, exclude=options.exclude)
         step = self._step()
@@ -311,6 +341,7 @@ class WeightHealthCallback(keras.callbacks.Callback):
             self._history = HistoryBuffer(names)
         now = time.time()
         for step, values in norms:
+            self._last_step = max(step, self._last_step or 0)
             self._history.append(step, now, values)
             self._undiagnosed = True
             self._unwatched_step = step
@@ -340,7 +371,7 @@ class WeightHealthCallback(keras.callbacks.Callback):
         self._step_started = None
         if self._snapshot_at_start:
             self._snapshot_at_start = False
-            if self.model.built and self.model.weights:
+            if self.model.weights:
                 self._save_snapshot(epoch)
 
     def _save_snapshot(self, epochs_trained: int) -> None:
@@ -494,6 +525,7 @@ class WeightHealthCallback(keras.callbacks.Callback):
     def _end_fit(self) -> None:
         """Flushes what was logged, takes the hook out of the optimizer and
         lets go of the healthy weights' copy."""
+        self._last_step = max(self._step(), self._last_step or 0)
         if self._writer is not None:
             self._writer.flush()
         if self._recorder is not None:

@@ -94,14 +94,16 @@ class Thresholds:
         gradient_growth: gradient norm (median of the last `sustain` logged
             steps) over its median in the first `sustain` logged steps: growing
             steadily by two orders of magnitude and more.
-        vanishing_ratio: a layer's relative gradient (gradient l2 / weight l2)
-            over the largest relative gradient of any layer after it. Three
-            orders of magnitude means the early layers learn a thousand times
-            slower than the late ones (Glorot & Bengio, 2010, saw this in deep
-            sigmoid networks).
-        vanishing_floor: relative gradient (gradient l2 / weight l2) below which
-            a plain gradient step with a learning rate up to 1 cannot change the
-            weights at all: the resolution of float32 is 1.2e-7.
+        vanishing_ratio: a layer's relative update (update l2 / weight l2;
+            where no update is logged, gradient l2 / weight l2) over the
+            largest of any layer after it. Three orders of magnitude means the
+            early layers learn a thousand times slower than the late ones
+            (Glorot & Bengio, 2010, saw this in deep sigmoid networks). The
+            update, not the gradient, where there is one: Adam and its kin
+            rescale each gradient, so a faint one may still be applied in full.
+        vanishing_floor: relative update (or gradient) below which a step
+            cannot change the weights at all: the resolution of float32 is
+            1.2e-7.
         update_ratio_high: update l2 / weight l2 above which the learning rate
             is likely too high. The healthy band is around 1e-3 (CS231n,
             "ratio of weights:updates"); 1e-1 is a hundred times that, and
@@ -629,23 +631,43 @@ def _largest_gradient_change(view: _View, index: int, t: Thresholds) -> str:
     return best
 
 
+def _learning_signal(view: _View, by_layer: Mapping[str, List[int]]) -> Optional[str]:
+    """What says how fast each layer learns: "update/l2" where every layer has
+    its updates logged, else "gradient/l2" (None if neither is).
+
+    An adaptive optimizer (Adam, RMSprop, Adagrad) divides each gradient by
+    its own running scale, so a layer whose gradient is a thousandth of the
+    next one's may still move as fast: only the update tells. Under plain SGD
+    the two say the same (update = learning rate × gradient).
+    """
+    update = view.col("update/l2")
+    if update is not None and all(np.isfinite(update[:, rows]).any() for rows in by_layer.values()):
+        return "update/l2"
+    return "gradient/l2" if view.col("gradient/l2") is not None else None
+
+
 def _vanishing_gradients(view: _View, t: Thresholds) -> List[Finding]:
-    """A layer's gradient, relative to its weights, orders of magnitude below
-    that of the layers after it, or below what float32 can apply."""
+    """A layer's learning signal (its update where one is logged, else its
+    gradient), relative to its weights, orders of magnitude below that of the
+    layers after it, or below what float32 can apply."""
     # An embedding's gradient touches only the rows in the batch: its norm over
     # the whole table says nothing about how deep the layer is.
     trainable = [r for r in _trainable_rows(view) if not view.variables[r].endswith("embeddings")]
     by_layer = _rows_by_layer(view, trainable)
     names = list(by_layer)
+    signal = _learning_signal(view, by_layer)
+    if signal is None:
+        return []
+    what = "updates" if signal == "update/l2" else "gradient"
     relative = []
     for layer in names:
-        gradient = view.layer_norm("gradient/l2", by_layer[layer])
+        moved = view.layer_norm(signal, by_layer[layer])
         weight = view.layer_norm("weight/l2", by_layer[layer])
-        if gradient is None or weight is None:
+        if moved is None or weight is None:
             return []
         with np.errstate(divide="ignore", invalid="ignore"):
-            r = gradient / weight
-        # A zero gradient is a dead or disconnected layer (other rules), not a faint one.
+            r = moved / weight
+        # Zero is a dead, disconnected or frozen layer (other rules), not a faint one.
         relative.append(np.where(np.isfinite(r) & (r > 0), r, np.nan))
     findings = []
     for i, layer in enumerate(names):
@@ -661,9 +683,9 @@ def _vanishing_gradients(view: _View, t: Thresholds) -> List[Finding]:
                 episodes.append(
                     (
                         e,
-                        f"The gradient of {layer}, relative to its weights, is {_fmt(e.value)} "
-                        f"of that of the later layer {slowest} ({_steps_text(view, e)}): "
-                        "the signal fades on its way back through the network, so the early "
+                        f"The {what} of {layer}, relative to its weights, {_be(what)} {_fmt(e.value)} "
+                        f"of those of the later layer {slowest} ({_steps_text(view, e)}): "
+                        "the gradient fades on its way back through the network, so the early "
                         "layers barely learn.",
                     )
                 )
@@ -672,7 +694,7 @@ def _vanishing_gradients(view: _View, t: Thresholds) -> List[Finding]:
             episodes.append(
                 (
                     e,
-                    f"The gradient of {layer} is {_fmt(e.value)} of its weights' norm "
+                    f"The {what} of {layer} {_be(what)} {_fmt(e.value)} of its weights' norm "
                     f"({_steps_text(view, e)}): too small for an update to change the "
                     "weights in float32.",
                 )
@@ -688,6 +710,10 @@ def _vanishing_gradients(view: _View, t: Thresholds) -> List[Finding]:
                 )
             )
     return findings
+
+
+def _be(noun: str) -> str:
+    return "are" if noun.endswith("s") else "is"
 
 
 def _judged_series(view: _View, stat: str, t: Thresholds, rows: Iterable[int]) -> Dict[int, np.ndarray]:

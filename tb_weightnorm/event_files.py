@@ -82,3 +82,31 @@ def incomplete_records(logdir: str) -> List[IncompleteRecord]:
         if tail is not None:
             found.append(tail)
     return found
+
+
+def last_step_with_tag(run_dir: str, tag_prefix: str) -> Optional[int]:
+    """The largest step of a summary whose tag starts with `tag_prefix` in the
+    event files directly in `run_dir`, or None if there is none.
+
+    Files are read newest first (their names start with the time they were
+    opened) and reading stops at the first that has such a summary: a run's
+    steps grow from one writer to the next. A record cut off at the end is
+    left out, as the loaders leave it.
+    """
+    from tensorboard.backend.event_processing import event_file_loader
+
+    try:
+        names = sorted((n for n in os.listdir(run_dir) if "tfevents" in n), reverse=True)
+    except OSError:
+        return None
+    for name in names:
+        last = None
+        try:
+            for event in event_file_loader.EventFileLoader(os.path.join(run_dir, name)).Load():
+                if any(value.tag.startswith(tag_prefix) for value in event.summary.value):
+                    last = event.step if last is None else max(last, event.step)
+        except OSError:
+            continue
+        if last is not None:
+            return int(last)
+    return None

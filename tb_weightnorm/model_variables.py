@@ -48,25 +48,31 @@ class TrackedVariable:
         return tensor[..., start:stop]
 
 
-def _layer_names(model: keras.Model) -> Dict[int, str]:
+def _layer_names(model: keras.layers.Layer) -> Dict[int, str]:
     """Maps id(variable) to the name users know its layer by.
 
-    That is the layer's path inside the model without the outer model's own
-    name ("dense", "head/dense_2"); an RNN cell's variables belong to the RNN
-    layer that wraps it ("lstm", not "lstm/lstm_cell").
+    That is the path, inside the model and without the outer model's own
+    name (a layer that is not a model keeps its own), of the innermost layer
+    that holds the variable: "dense",
+    "head/dense_2", and inside a custom layer its parts apart
+    ("transformer_block/multi_head_attention/query",
+    "transformer_block/ffn/dense"), so each is a layer of its own in the
+    heatmap and the rules. An RNN cell's variables belong to the RNN layer
+    that wraps it ("lstm", not "lstm/lstm_cell"): the cell is how Keras
+    builds the layer, not a part users put there.
     """
     owner: Dict[int, str] = {}
 
     def visit(layer, prefix: str) -> None:
         for sub in layer._flatten_layers(include_self=False, recursive=False):
-            if isinstance(sub, keras.Model):
-                visit(sub, prefix + sub.name + "/")
-                continue
             name = prefix + sub.name
+            if not isinstance(sub, keras.layers.RNN):
+                visit(sub, name + "/")  # its parts claim their own variables first
             for variable in sub.variables:
                 owner.setdefault(id(variable), name)
 
-    visit(model, "")
+    if not isinstance(model, keras.layers.RNN):
+        visit(model, "" if isinstance(model, keras.Model) else model.name + "/")
     # Weights the model holds itself (add_weight in a subclassed model).
     for variable in model.variables:
         owner.setdefault(id(variable), model.name)
@@ -124,7 +130,10 @@ def tracked_variables(
     """
     if isinstance(model_or_variables, keras.layers.Layer):
         model = model_or_variables
-        if not model.built:
+        # Keras never marks built a model without `call` (a VAE or GAN whose
+        # `train_step` calls its sub-models), though its variables exist:
+        # what matters is whether they do.
+        if not model.built and not model.variables:
             raise ValueError(
                 f"The model {model.name!r} is not built yet, so it has no weights to log. "
                 "Build it first: call it on a batch, call `model.build(input_shape)`, "
@@ -134,13 +143,12 @@ def tracked_variables(
             variables = list(model.trainable_variables)
         else:
             variables = [v for v in model.variables if _is_float(v)]
-        layers = _layer_names(model) if isinstance(model, keras.Model) else {}
-        default_layer = None if isinstance(model, keras.Model) else model.name
+        layers = _layer_names(model)
         gates = _gate_cells(model) if split_gates else {}
         no_units = _no_units_layers(model)
         trainable_ids = {id(v) for v in model.trainable_variables}
     elif isinstance(model_or_variables, (list, tuple)):
-        variables, layers, default_layer, gates, no_units = list(model_or_variables), {}, None, {}, set()
+        variables, layers, gates, no_units = list(model_or_variables), {}, {}, set()
         trainable_ids = {id(v) for v in variables if getattr(v, "trainable", True)}
     else:
         raise TypeError(
@@ -162,7 +170,7 @@ def tracked_variables(
             continue  # a shared layer's weights, listed once per use
         seen.add(id(variable))
         path = _variable_path(variable)
-        layer = layers.get(id(variable)) or default_layer or path.rpartition("/")[0] or path
+        layer = layers.get(id(variable)) or path.rpartition("/")[0] or path
         if include and not _matches(include, layer, path):
             continue
         if exclude and _matches(exclude, layer, path):
@@ -264,7 +272,7 @@ def conv_kernels(
     """
     if not isinstance(model, keras.layers.Layer):
         return []
-    names = _layer_names(model) if isinstance(model, keras.Model) else {}
+    names = _layer_names(model)
     kernels: List[ConvKernel] = []
     seen = set()
     for layer in model._flatten_layers(include_self=True, recursive=True):

@@ -21,6 +21,7 @@ import logging
 import math
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -41,8 +42,15 @@ def innermost_optimizer(optimizer):
 
 
 def applied_steps(optimizer) -> int:
-    """Optimizer updates applied so far: the step the tables are logged at."""
+    """Optimizer updates applied so far (under gradient accumulation, the
+    updates, not the micro-batches): the step the tables are logged at,
+    before the run's step offset (see `AppliedUpdateRecorder.step_offset`)."""
     return int(innermost_optimizer(optimizer).iterations.numpy())
+
+
+def accumulation_steps(optimizer) -> int:
+    """Micro-batches per applied update (`gradient_accumulation_steps`); 1 without."""
+    return int(getattr(innermost_optimizer(optimizer), "gradient_accumulation_steps", None) or 1)
 
 
 def gradient_note(optimizer, num_replicas: int = 1) -> str:
@@ -53,14 +61,17 @@ def gradient_note(optimizer, num_replicas: int = 1) -> str:
         for name in ("clipnorm", "clipvalue", "global_clipnorm")
         if getattr(inner, name, None) is not None
     ]
+    notes = []
+    accumulated = accumulation_steps(inner)
+    if accumulated > 1:
+        notes.append(f"the mean over {accumulated} accumulated micro-batches, as applied")
     if num_replicas > 1:
-        note = f"summed over {num_replicas} replicas, as applied"
+        notes.append(f"summed over {num_replicas} replicas, as applied")
         if clipping:
-            note += f"; each replica's gradient clipped first ({', '.join(clipping)})"
-        return note
-    if clipping:
-        return f"before clipping ({', '.join(clipping)})"
-    return ""
+            notes.append(f"each replica's gradient clipped first ({', '.join(clipping)})")
+    elif clipping:
+        notes.append(f"before clipping ({', '.join(clipping)})")
+    return "; ".join(notes)
 
 
 # What the update costs: a copy of the updated weights, alive only while a
@@ -152,7 +163,12 @@ class AppliedUpdateRecorder:
         self._intervals = plain_variable(
             tf.constant([self._every, max(self._hist_every, 1)], tf.int64), "log_intervals"
         )
+        # Added to the optimizer's update count to give the logged step, so
+        # that a later fit into the same run (fine-tuning, with a new
+        # optimizer counting from 0) goes on after the steps already logged.
+        self.step_offset = plain_variable(tf.constant(0, tf.int64), "log_step_offset")
         self._bins = int(histogram_bins)
+        self._accumulated = accumulation_steps(optimizer)
         self._steps_per_execution = int(steps_per_execution)
         self._python_intervals = (self._every, max(self._hist_every, 1))
         # Read when `apply` is traced (or run eagerly): whether this train
@@ -209,13 +225,22 @@ class AppliedUpdateRecorder:
         self._intervals.assign(wanted)
         self._python_intervals = (int(wanted[0]), int(wanted[1]))
 
-    def due_within(self, iteration: int, steps: int) -> bool:
-        """Whether an update among the next `steps`, starting at index
-        `iteration`, is due to be logged. Updates a loss scale skips only
-        move the due ones later, into a window this is asked about again."""
+    def due_in_next(self, steps: int) -> bool:
+        """Whether an update among those the next `steps` training steps can
+        apply is due to be logged. Updates a loss scale skips only move the
+        due ones later, into a window this is asked about again."""
         every = self._python_intervals[:2 if self.histograms is not None else 1]
-        # The first index >= iteration that is a multiple of each interval.
-        return any(-(-iteration // e) * e < iteration + steps for e in every)
+        if self._accumulated == 1:
+            first, count = applied_steps(self._optimizer), steps
+        else:
+            # Micro-batch m applies update m // k when (m + 1) % k == 0.
+            micro = int(self._optimizer._iterations.numpy())  # pylint: disable=protected-access
+            first = -(-(micro + 1) // self._accumulated) - 1  # the next update to apply
+            count = (micro + steps) // self._accumulated - first
+            if count <= 0:
+                return False
+        # The first update index >= first that is a multiple of each interval.
+        return any(-(-first // e) * e < first + count for e in every)
 
     @property
     def intervals(self) -> Tuple[int, int]:
@@ -255,11 +280,45 @@ class AppliedUpdateRecorder:
     def _current_weights(self) -> Dict[int, tf.Tensor]:
         return {k: stats.value_of(v) for k, v in self._variables.items()}
 
-    def _weights_before(self) -> Dict[int, tf.Tensor]:
-        """The values of the updated variables, read before the update: the
-        train step orders the reads before the optimizer's writes to the
-        same variables, which then copy rather than change what was read."""
-        return {k: tf.convert_to_tensor(self._variables[k]) for k in self._updated}
+    def _weights_before(self, updated_here) -> Dict[int, tf.Tensor]:
+        """The values of the logged variables this update changes, read before
+        it: the train step orders the reads before the optimizer's writes to
+        the same variables, which then copy rather than change what was read."""
+        return {k: tf.convert_to_tensor(self._variables[k]) for k in self._updated if k in updated_here}
+
+    def _applies_now(self) -> Optional[tf.Tensor]:
+        """Under gradient accumulation, whether this micro-batch applies the
+        update (the last of its k); None without accumulation."""
+        if self._accumulated == 1:
+            return None
+        micro = tf.cast(tf.convert_to_tensor(self._optimizer._iterations), tf.int64)  # pylint: disable=protected-access
+        return tf.equal(tf.math.floormod(micro + 1, self._accumulated), 0)
+
+    def _accumulators(self, variables: Sequence) -> Dict[int, tf.Tensor]:
+        """id(variable) -> what an accumulating optimizer has summed for it so
+        far, read before `apply` adds to it or resets it."""
+        optimizer = self._optimizer
+        if not optimizer.built:
+            # As `apply` builds it on its first call (the accumulators are
+            # its variables), under the same name scope.
+            with keras.name_scope(optimizer.name, caller=optimizer):
+                optimizer.build(list(variables))
+            optimizer.built = True
+        return {
+            id(v): tf.convert_to_tensor(
+                optimizer._accumulated_gradients[optimizer._get_variable_index(v)]  # pylint: disable=protected-access
+            )
+            for v in variables
+        }
+
+    def _means(self, gradients: Dict[int, object], accumulated: Dict[int, tf.Tensor]) -> Dict[int, tf.Tensor]:
+        """What an accumulating optimizer applies on its update micro-batch,
+        as Keras computes it: (this gradient + the accumulated ones) / k."""
+        k = float(self._accumulated)
+        return {
+            key: (tf.convert_to_tensor(g) + tf.cast(accumulated[key], g.dtype)) / k
+            for key, g in gradients.items()
+        }
 
     def _record_norms(self, step, gradients: Dict[int, object], before, all_grads, all_vars):
         values = table.compute(
@@ -314,12 +373,20 @@ class AppliedUpdateRecorder:
             )
             grads = list(grads)
             recording = tf_state.is_first_replica()
-            # Read before `apply` increments it: the index of this update.
+            # Read before `apply` increments it: the index of this update
+            # (under accumulation, of the update this micro-batch joins).
             iteration = tf.cast(tf.convert_to_tensor(optimizer.iterations), tf.int64)
-            step = iteration + 1
+            step = iteration + 1 + recorder.step_offset.read_value()
             intervals = recorder._intervals.read_value()
+            applies = recorder._applies_now()
             due_norms = tf.equal(tf.math.floormod(iteration, intervals[0]), 0)
-            before = recorder._weights_before() if recording else {}
+            if applies is not None:
+                due_norms = tf.logical_and(applies, due_norms)
+            # Only what this call updates has an update (and, under
+            # accumulation, what it applies is the mean of the micro-batches).
+            updated_here = {id(v) for v in variables}
+            before = recorder._weights_before(updated_here) if recording else {}
+            accumulated = recorder._accumulators(variables) if recording and applies is not None else {}
             del reduced[:]
             result = original(grads, trainable_variables)
             if not recording:
@@ -331,17 +398,24 @@ class AppliedUpdateRecorder:
                 by_variable = {
                     key_of[id(v)]: g for g, v in reduced[-1] if g is not None and id(v) in key_of
                 }
-            # In the variables' order: the global row takes a whole variable's
-            # norm from its own row.
-            applied = [by_variable.get(id(v)) for v in variables]
+
+            def applied_gradients() -> Dict[int, object]:
+                # In a branch: the means cost nothing on the steps not logged.
+                return recorder._means(by_variable, accumulated) if accumulated else by_variable
 
             def norms():
-                return recorder._record_norms(step, by_variable, before, applied, variables)
+                gradients = applied_gradients()
+                # In the variables' order: the global row takes a whole
+                # variable's norm from its own row.
+                applied = [gradients.get(id(v)) for v in variables]
+                return recorder._record_norms(step, gradients, before, applied, variables)
 
             tf_state.run_if(due_norms, norms)
             if recorder.histograms is not None:
                 due_histograms = tf.equal(tf.math.floormod(iteration, intervals[1]), 0)
-                tf_state.run_if(due_histograms, lambda: recorder._record_histograms(step, by_variable))
+                if applies is not None:
+                    due_histograms = tf.logical_and(applies, due_histograms)
+                tf_state.run_if(due_histograms, lambda: recorder._record_histograms(step, applied_gradients()))
             return result
 
         optimizer.apply = apply
@@ -368,12 +442,10 @@ class SwitchedTrainFunction:
     Args:
         model: a compiled Keras model whose optimizer holds `recorder`'s hook.
         recorder: the installed recorder.
-        iteration: returns the index of the next update.
     """
 
-    def __init__(self, model, recorder: AppliedUpdateRecorder, iteration: Callable[[], int]):
+    def __init__(self, model, recorder: AppliedUpdateRecorder):
         self._recorder = recorder
-        self._iteration = iteration
         self._steps = int(getattr(model, "steps_per_execution", 1) or 1)
         # Keras' own function, as fit made it (traced already, in an earlier
         # fit, or on its first call here, without the hook): still right once
@@ -391,7 +463,7 @@ class SwitchedTrainFunction:
 
     def __call__(self, iterator):
         recorder = self._recorder
-        hooking = recorder.due_within(self._iteration(), self._steps)
+        hooking = recorder.due_in_next(self._steps)
         self.executions["logged" if hooking else "plain"] += 1
         # Set on every call: each function traces on its first call (and
         # again for another input shape), reading the flag then.
