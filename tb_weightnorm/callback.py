@@ -17,7 +17,8 @@ from tb_weightnorm import (
 from tb_weightnorm.alerts import Alert, AlertPolicy, WeightHealthAlert
 from tb_weightnorm.healthy_weights import HealthyWeights
 from tb_weightnorm.history import HistoryBuffer
-from tb_weightnorm.optimizer_hook import AppliedUpdateRecorder, applied_steps, gradient_note, SwitchedTrainFunction
+from tb_weightnorm.model_optimizers import ModelRecorders
+from tb_weightnorm.optimizer_hook import applied_steps
 from tb_weightnorm.options import LogOptions, every
 
 logger = logging.getLogger("tb_weightnorm")
@@ -203,7 +204,8 @@ class WeightHealthCallback(keras.callbacks.Callback):
         self._undiagnosed = False  # tables came in since the last diagnosis
         self._unwatched_step: Optional[int] = None  # the last logged step, until alerts look at it
         self._writer: Optional[tf.summary.SummaryWriter] = None
-        self._recorder: Optional[AppliedUpdateRecorder] = None
+        self._recorder: Optional[ModelRecorders] = None
+        self._fit_steps = self._epoch_start_steps = 0  # training steps of the current fit
         self._held_on_device: Dict[str, int] = {}
         self._convs = None
         self._grids_step: Optional[int] = None  # the step the last grids show
@@ -225,9 +227,8 @@ class WeightHealthCallback(keras.callbacks.Callback):
         options = self.options
         strategy = model.distribute_strategy
         self._chief = tf_state.is_chief(strategy)
-        note = gradient_note(model.optimizer, strategy.num_replicas_in_sync)
 
-        def make_spec() -> table.TableSpec:
+        def make_spec(note: str) -> table.TableSpec:
             rows = model_variables.rows_for(model, options)
             return table.make_spec(
                 rows,
@@ -238,9 +239,12 @@ class WeightHealthCallback(keras.callbacks.Callback):
                 gradient_note=note,
             )
 
-        self._recorder = AppliedUpdateRecorder(
-            model.optimizer,
+        self._fit_steps = self._epoch_start_steps = 0
+        self._recorder = ModelRecorders(
+            model,
             make_spec,
+            steps_done=self._step,
+            replicas=strategy.num_replicas_in_sync,
             every_n_steps=self.every_n_steps,
             histogram_every_n_steps=self.histogram_every_n_steps,
             histogram_bins=options.histogram_bins,
@@ -250,12 +254,11 @@ class WeightHealthCallback(keras.callbacks.Callback):
             # decided when its step is first traced, as theirs are.
             ready_now=bool(model.built and model.variables),
         )
-        self._recorder.install()
         self._step_offset = self._continuing_offset()
-        self._recorder.step_offset.assign(self._step_offset)
+        self._recorder.set_offset(self._step_offset)
         # Traced anew (an earlier fit's has no hook): the hooked function on
         # the steps that log, Keras' own on the others.
-        model.train_function = SwitchedTrainFunction(model, self._recorder)
+        model.train_function = self._recorder.install()
         if self._chief and self._writer is None:
             self._writer = tf.summary.create_file_writer(self._run_dir())
         self._convs = None
@@ -273,6 +276,11 @@ class WeightHealthCallback(keras.callbacks.Callback):
                 self._healthy.keep(model, self._step())
 
     def _step(self) -> int:
+        """The run's step: the model's optimizer's updates (with several
+        optimizers, the training steps of this fit), after the offset of the
+        fits before it."""
+        if self._recorder is not None and self._recorder.several:
+            return self._fit_steps + self._step_offset
         return applied_steps(self.model.optimizer) + self._step_offset
 
     def _continuing_offset(self) -> int:
@@ -284,7 +292,7 @@ class WeightHealthCallback(keras.callbacks.Callback):
         if last is None and self._chief:
             # A new callback on a run written before: its last table, histogram or grid.
             last = event_files.last_step_with_tag(self._run_dir(), metadata.PLUGIN_NAME + "/")
-        updates = applied_steps(self.model.optimizer)
+        updates = self._recorder.updates()
         if last is None or updates >= last:
             return 0
         logger.info(
@@ -337,8 +345,10 @@ class WeightHealthCallback(keras.callbacks.Callback):
             hist_spec = table.make_spec(spec.rows, gradients=False, updates=False, dist_init=False)
             self._names = (spec, spec.names(), hist_spec.names())
         _, names, hist_names = self._names
-        if self._history is None or self._history.names is not names:
+        if self._history is None:
             self._history = HistoryBuffer(names)
+        elif self._history.names is not names:
+            self._history = self._history.renamed(names)  # a later fit, other rows
         now = time.time()
         for step, values in norms:
             self._last_step = max(step, self._last_step or 0)
@@ -354,6 +364,8 @@ class WeightHealthCallback(keras.callbacks.Callback):
         return kind
 
     def on_train_batch_end(self, batch, logs=None):
+        # `batch` is the last step of the execution, counted within the epoch.
+        self._fit_steps = self._epoch_start_steps + batch + 1
         started = self._clock()
         kind = self._write_recorded()
         # Inside the measured time: watching for alerts is part of what logging costs.
@@ -367,6 +379,7 @@ class WeightHealthCallback(keras.callbacks.Callback):
         self._step_started = ended
 
     def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start_steps = self._fit_steps
         # The first step of an epoch also waits for its data: not a step time.
         self._step_started = None
         if self._snapshot_at_start:
@@ -447,6 +460,8 @@ class WeightHealthCallback(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self._write_recorded()
+        if self._recorder is not None:
+            self._recorder.after_first_execution()
         self._watch()
         if self._adaptive_grids:
             if self._grids_due():

@@ -51,7 +51,8 @@ def shapes(
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, len(CLASSES), size=n)
     radius = rng.uniform(0.2, 0.4, size=n) * size
-    margin = radius + 2.0
+    # Inside the image; below ~20 pixels a shape may touch its edge.
+    margin = np.minimum(radius + 2.0, size / 2)
     center = rng.uniform(margin[:, None], size - margin[:, None], size=(n, 2))
     turn = rng.uniform(0.0, 1.0, size=n)
     pen = rng.uniform(1.5, 3.0, size=n)

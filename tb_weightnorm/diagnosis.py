@@ -741,8 +741,8 @@ def _update_ratio(view: _View, t: Thresholds) -> List[Finding]:
     # A ratio of exactly 0 is a layer that does not change at all: stagnant_layer.
     moving = {r: np.where(x > 0, x, np.nan) for r, x in series.items()}
     low = _episodes_by_row(moving, t.update_ratio_low, above=False, sustain=t.sustain)
-    decayed = _schedule_decay(low, moving, judged_rows, view, t)
-    if decayed:
+    why = _why_low(low, moving, judged_rows, view, t)
+    if why is not None:
         low = {r: dataclasses.replace(e, severity="info", threshold=t.update_ratio_low.levels()[0][1]) for r, e in low.items()}
 
     def low_message(layer, variable, e, n, of):
@@ -750,11 +750,17 @@ def _update_ratio(view: _View, t: Thresholds) -> List[Finding]:
             f"Updates of {_whose(layer, variable, n, of)} are only {_fmt(e.value)} of the "
             f"weights' norm per step ({_steps_text(view, e)}); around 1e-3 is healthy. "
         )
-        if decayed:
+        if why == "schedule":
             return text + (
                 "Every layer's updates fell from healthy values together, as they do when a "
                 "learning-rate schedule decays: expected near the end of a schedule, but if "
                 "there is still much training ahead, the schedule ends too early."
+            )
+        if why == "fine-tuning":
+            return text + (
+                "A later fit trains with a lower learning rate, or unfroze the layer to "
+                "fine-tune it: small updates are what fine-tuning wants; raise the learning "
+                "rate if it should learn faster."
             )
         return text + (
             "The layer barely learns: raise the learning rate, check its schedule has not "
@@ -765,19 +771,31 @@ def _update_ratio(view: _View, t: Thresholds) -> List[Finding]:
     return findings
 
 
-def _schedule_decay(low, ratios, judged_rows, view: _View, t: Thresholds) -> bool:
-    """Whether low update ratios are the whole model's learning rate decaying:
-    more than half of the judged layers went low after starting healthy.
-    Low from the start is a learning rate too small, not a schedule."""
-    if not low or not judged_rows:
-        return False
+def _why_low(low, ratios, judged_rows, view: _View, t: Thresholds) -> Optional[str]:
+    """Why update ratios are low, where the logs tell a reason that is not a
+    problem: "schedule" when more than half of the judged layers went low
+    after starting healthy, as a decaying learning rate makes them;
+    "fine-tuning" when every low row either went low after starting healthy
+    or was first logged only in a later fit (unfrozen to fine-tune, which
+    the guides do with a learning rate kept low on purpose). None otherwise:
+    low from the start is a learning rate too small."""
+    weight = view.col("weight/l2")
+    if not low or not judged_rows or weight is None:
+        return None
     healthy_start = t.update_ratio_low.levels()[0][1]
+    fell = joined = 0
     for row in low:
         known = ratios[row][np.isfinite(ratios[row])]
-        if len(known) < t.sustain or np.median(known[: t.sustain]) < healthy_start:
-            return False
+        if len(known) >= t.sustain and np.median(known[: t.sustain]) >= healthy_start:
+            fell += 1
+        elif not np.isfinite(weight[0, row]):
+            joined += 1
+        else:
+            return None
+    if joined:
+        return "fine-tuning"
     layers_low = {view.row_layers[r] for r in low}
-    return 2 * len(layers_low) > len(judged_rows)
+    return "schedule" if 2 * len(layers_low) > len(judged_rows) else None
 
 
 def _whose(layer: str, variable: str, n: int, of: int) -> str:

@@ -95,6 +95,21 @@ class HistoryBuffer:
             drop = self.max_steps // 4
             del self._steps[drop], self._wall_times[drop], self._values[drop]
 
+    def renamed(self, names: metadata.NormTableNames) -> "HistoryBuffer":
+        """A buffer of tables named `names` holding these tables too: rows and
+        columns matched by name, NaN (not measured) where they had none. A
+        later fit's table may have other rows (fine-tuning unfreezes layers)."""
+        out = HistoryBuffer(names, self.max_steps)
+        rows = [self.names.variables.index(v) if v in self.names.variables else -1 for v in names.variables]
+        stats = [self.names.stats.index(c) if c in self.names.stats else -1 for c in names.stats]
+        for step, wall_time, values in zip(self._steps, self._wall_times, self._values):
+            mapped = np.full((len(rows), len(stats)), np.nan, np.float32)
+            for i, r in enumerate(rows):
+                if r >= 0:
+                    mapped[i] = [values[r, c] if c >= 0 else np.nan for c in stats]
+            out.append(step, wall_time, mapped)
+        return out
+
     def history(self, run: str = "") -> NormHistory:
         n_rows, n_stats = len(self.names.variables), len(self.names.stats)
         values = np.stack(self._values) if self._values else np.zeros((0, n_rows, n_stats), np.float32)

@@ -17,6 +17,7 @@ applying, and the hook keeps those sums; only replica 0 records.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -141,6 +142,11 @@ class AppliedUpdateRecorder:
         histogram_bins: buckets per histogram.
         steps_per_execution: how many steps run between two drains.
         ready_now: whether the model's variables exist already.
+        counter: with several optimizers, the training step counter
+            (`several_optimizers.TrainStepCounter`): tables are logged at its
+            step, the last one of a step kept aside until the step's end.
+        initial_copies: id(variable) -> its initial copy, shared by the
+            recorders of one model so the weights are copied once.
     """
 
     def __init__(
@@ -153,8 +159,13 @@ class AppliedUpdateRecorder:
         histogram_bins: int = 32,
         steps_per_execution: int = 1,
         ready_now: bool = True,
+        counter=None,
+        initial_copies: Optional[Dict[int, tf.Variable]] = None,
     ):
         self._optimizer = innermost_optimizer(optimizer)
+        self._counter = counter
+        self._initial_copies = {} if initial_copies is None else initial_copies
+        self._staged: Dict[str, Tuple[tf.Variable, tf.Variable]] = {}
         self._make_spec = make_spec
         self._every = int(every_n_steps)
         self._hist_every = int(histogram_every_n_steps)
@@ -179,6 +190,8 @@ class AppliedUpdateRecorder:
         # Draining reads variables from the device; a plain step skips that.
         self.unread = True
         self.spec: Optional[table.TableSpec] = None
+        # Whether the optimizer's `apply` ran (or was traced) in the logging function.
+        self.applied = False
         self.norms: Optional[_RingBuffer] = None
         self.histograms: Optional[_RingBuffer] = None
         self._installed = False
@@ -206,12 +219,20 @@ class AppliedUpdateRecorder:
                 )
             trainable = {id(r.variable) for r in rows if r.trainable}
             self._updated = [k for k in variables if k in trainable] if spec.with_updates else []
-            self._initial = (
-                {k: plain_variable(tf.convert_to_tensor(v), "initial")
-                 for k, v in variables.items()}
-                if spec.with_dist_init
-                else {}
-            )
+            self._initial = {}
+            if spec.with_dist_init:
+                for k, v in variables.items():
+                    if k not in self._initial_copies:
+                        self._initial_copies[k] = plain_variable(tf.convert_to_tensor(v), "initial")
+                    self._initial[k] = self._initial_copies[k]
+            if self._counter is not None:
+                for kind, ring in (("norms", self.norms), ("histograms", self.histograms)):
+                    if ring is not None:
+                        shape = ring.values.shape[1:]
+                        self._staged[kind] = (
+                            plain_variable(tf.zeros(shape), f"staged_{kind}"),
+                            plain_variable(tf.constant(False), f"staged_{kind}_due"),
+                        )
         self._variables = variables
         self.spec = spec
 
@@ -225,13 +246,14 @@ class AppliedUpdateRecorder:
         self._intervals.assign(wanted)
         self._python_intervals = (int(wanted[0]), int(wanted[1]))
 
-    def due_in_next(self, steps: int) -> bool:
+    def due_in_next(self, steps: int, updates_per_step: float = 1.0) -> bool:
         """Whether an update among those the next `steps` training steps can
-        apply is due to be logged. Updates a loss scale skips only move the
-        due ones later, into a window this is asked about again."""
+        apply (`updates_per_step` each: a WGAN's critic makes several) is due
+        to be logged. Updates a loss scale skips only move the due ones
+        later, into a window this is asked about again."""
         every = self._python_intervals[:2 if self.histograms is not None else 1]
         if self._accumulated == 1:
-            first, count = applied_steps(self._optimizer), steps
+            first, count = applied_steps(self._optimizer), max(1, math.ceil(updates_per_step * steps))
         else:
             # Micro-batch m applies update m // k when (m + 1) % k == 0.
             micro = int(self._optimizer._iterations.numpy())  # pylint: disable=protected-access
@@ -241,6 +263,12 @@ class AppliedUpdateRecorder:
                 return False
         # The first update index >= first that is a multiple of each interval.
         return any(-(-first // e) * e < first + count for e in every)
+
+    @property
+    def optimizer(self):
+        """The optimizer whose updates this recorder logs (the inner one of a
+        LossScaleOptimizer)."""
+        return self._optimizer
 
     @property
     def intervals(self) -> Tuple[int, int]:
@@ -255,15 +283,18 @@ class AppliedUpdateRecorder:
         def size(variables) -> int:
             return sum(int(np.prod(v.shape)) * tf.as_dtype(v.dtype).size for v in variables)
 
-        def buffer(ring: Optional[_RingBuffer]) -> int:
-            return size([ring.values, ring.steps, ring.count]) if ring is not None else 0
+        def buffer(ring: Optional[_RingBuffer], kind: str) -> int:
+            if ring is None:
+                return 0
+            # With several optimizers, the step's table kept aside too.
+            return size([ring.values, ring.steps, ring.count, *self._staged.get(kind, ())])
 
         updated = [self._variables[k] for k in getattr(self, "_updated", [])]
         return {
             BEFORE_UPDATE: size(updated),
             "initial weights": size(getattr(self, "_initial", {}).values()),
-            "norm table buffer": buffer(self.norms),
-            "histogram buffer": buffer(self.histograms),
+            "norm table buffer": buffer(self.norms, "norms"),
+            "histogram buffer": buffer(self.histograms, "histograms"),
         }
 
     def drain(self) -> Tuple[List[Tuple[int, np.ndarray]], List[Tuple[int, np.ndarray]]]:
@@ -330,11 +361,35 @@ class AppliedUpdateRecorder:
             all_gradients=all_grads,
             all_variables=all_vars,
         )
-        return self.norms.write(step, values)
+        return self._write("norms", self.norms, step, values)
 
     def _record_histograms(self, step, gradients: Dict[int, object]):
         value = table.histogram_values(self.spec.rows, self._current_weights(), gradients, self._bins)
-        return self.histograms.write(step, value)
+        return self._write("histograms", self.histograms, step, value)
+
+    def _write(self, kind: str, ring: _RingBuffer, step, values) -> tf.Tensor:
+        if self._counter is None:
+            return ring.write(step, values)
+        # Kept aside: an optimizer applied twice in one step logs its last update.
+        staged, due = self._staged[kind]
+        with tf.control_dependencies([staged.assign(values)]):
+            due.assign(True)
+            return tf.constant(True)
+
+    def flush_staged(self, step) -> None:
+        """At the end of a train step (several optimizers): writes what this
+        recorder kept aside in it, at `step`."""
+        for kind, ring in (("norms", self.norms), ("histograms", self.histograms)):
+            if kind not in self._staged:
+                continue
+            staged, due = self._staged[kind]
+
+            def write(ring=ring, staged=staged, due=due):
+                with tf.control_dependencies([ring.write(step, staged.read_value())]):
+                    due.assign(False)
+                    return tf.constant(True)
+
+            tf_state.run_if(due.read_value(), write)
 
     def install(self) -> None:
         """Wraps `apply` on the optimizer instance (not its class).
@@ -366,6 +421,7 @@ class AppliedUpdateRecorder:
             if not recorder.hooking:
                 return original(grads, trainable_variables)
             recorder._prepare()  # at first trace, for models built in their first call
+            recorder.applied = True
             variables = (
                 list(trainable_variables)
                 if trainable_variables is not None
@@ -376,7 +432,10 @@ class AppliedUpdateRecorder:
             # Read before `apply` increments it: the index of this update
             # (under accumulation, of the update this micro-batch joins).
             iteration = tf.cast(tf.convert_to_tensor(optimizer.iterations), tf.int64)
-            step = iteration + 1 + recorder.step_offset.read_value()
+            if recorder._counter is not None:
+                step = recorder._counter.value.read_value()
+            else:
+                step = iteration + 1 + recorder.step_offset.read_value()
             intervals = recorder._intervals.read_value()
             applies = recorder._applies_now()
             due_norms = tf.equal(tf.math.floormod(iteration, intervals[0]), 0)
@@ -440,12 +499,18 @@ class SwitchedTrainFunction:
     The price is a second function, traced on the first logged step.
 
     Args:
-        model: a compiled Keras model whose optimizer holds `recorder`'s hook.
-        recorder: the installed recorder.
+        model: a compiled Keras model whose optimizers hold the recorders' hooks.
+        recorders: the installed recorders, one per optimizer.
+        counter: with several optimizers, the `TrainStepCounter` the hooked
+            function counts steps with; `steps_done` then gives the steps the
+            run has trained (what the counter starts each execution from).
+        watch: with `watch.watching()` around each execution of the hooked
+            function, an `OtherOptimizers` notices optimizers nobody hooked.
     """
 
-    def __init__(self, model, recorder: AppliedUpdateRecorder):
-        self._recorder = recorder
+    def __init__(self, model, recorders, counter=None, steps_done: Optional[Callable[[], int]] = None, watch=None):
+        self._recorders = list(recorders)
+        self._counter, self._steps_done, self._watch = counter, steps_done, watch
         self._steps = int(getattr(model, "steps_per_execution", 1) or 1)
         # Keras' own function, as fit made it (traced already, in an earlier
         # fit, or on its first call here, without the hook): still right once
@@ -454,22 +519,53 @@ class SwitchedTrainFunction:
         plain = getattr(plain, "plain", plain)  # one of ours, left by a fit that failed
         if plain is None:
             plain = model.make_train_function(force=True) or model.train_function
-        recorder.hooking = True
-        model.make_train_function(force=True)
+        for recorder in self._recorders:
+            recorder.hooking = True
+        if counter is not None:
+            # Keras binds `train_step` when it makes the function: only the
+            # hooked one counts steps.
+            model.train_step = counter.wrap(model.train_step, self._recorders)
+            try:
+                model.make_train_function(force=True)
+            finally:
+                del model.train_step
+        else:
+            model.make_train_function(force=True)
         self._functions = {False: plain, True: model.train_function}
         self.plain = plain
         # Executions run by each function: {"logged": n, "plain": m}.
         self.executions = {"logged": 0, "plain": 0}
+        # Updates each optimizer made by the steps of this fit, to learn how
+        # many it makes per step.
+        self._start = [(applied_steps(r.optimizer), self._trained()) for r in self._recorders]
+
+    def _trained(self) -> int:
+        return self._steps_done() if self._steps_done is not None else 0
+
+    def _updates_per_step(self, index: int) -> float:
+        if self._steps_done is None:
+            return 1.0
+        updates, steps = self._start[index]
+        trained = self._trained() - steps
+        if trained <= 0:
+            return 1.0
+        return max(1.0, (applied_steps(self._recorders[index].optimizer) - updates) / trained)
 
     def __call__(self, iterator):
-        recorder = self._recorder
-        hooking = recorder.due_in_next(self._steps)
+        recorders = self._recorders
+        hooking = any(r.due_in_next(self._steps, self._updates_per_step(i)) for i, r in enumerate(recorders))
         self.executions["logged" if hooking else "plain"] += 1
+        if hooking and self._counter is not None:
+            self._counter.value.assign(self._trained())
         # Set on every call: each function traces on its first call (and
         # again for another input shape), reading the flag then.
-        recorder.hooking = hooking
-        recorder.unread = recorder.unread or hooking
+        for recorder in recorders:
+            recorder.hooking = hooking
+            recorder.unread = recorder.unread or hooking
+        watching = self._watch.watching() if hooking and self._watch is not None else contextlib.nullcontext()
         try:
-            return self._functions[hooking](iterator)
+            with watching:
+                return self._functions[hooking](iterator)
         finally:
-            recorder.hooking = True
+            for recorder in recorders:
+                recorder.hooking = True

@@ -1,0 +1,343 @@
+"""The optimizers of a model and the recorders that log their updates: one
+optimizer, as most programs have, or several, as a GAN's discriminator and
+generator have.
+
+Each optimizer gets a recorder of its own (`optimizer_hook`), which takes its
+table inside that optimizer's update, as for one optimizer. Such a step may
+apply one optimizer several times (a WGAN's critic) and the optimizers count
+their updates apart, so their tables are logged at the training step (the
+number of `train_step` calls, counted in the step by `TrainStepCounter`): a
+recorder keeps its last table of the step aside, and the end of the step
+writes it. The callback then merges the tables of one step (`merge_tables`):
+each variable's row from the optimizer that updated it in that step, and the
+rows no optimizer updated from any of them, their gradient and update left
+missing, never zero.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tb_weightnorm import metadata, optimizer_hook, tf_state
+from tb_weightnorm.optimizer_hook import AppliedUpdateRecorder, SwitchedTrainFunction, applied_steps
+from tb_weightnorm.tf_state import plain_variable
+
+logger = logging.getLogger("tb_weightnorm")
+
+
+def model_optimizers(model) -> List[Tuple[str, object]]:
+    """(name, optimizer) of each optimizer the model holds: `model.optimizer`
+    first, then those it holds as attributes (`self.d_optimizer = ...`, or in
+    a list or dict attribute), each once.
+
+    Example:
+
+    >>> [name for name, _ in model_optimizers(gan)]   # doctest: +SKIP
+    ['optimizer', 'd_optimizer', 'g_optimizer']
+    """
+    found: List[Tuple[str, object]] = []
+    seen = set()
+
+    def add(name, value):
+        if isinstance(value, keras.optimizers.Optimizer) and id(value) not in seen:
+            seen.add(id(value))
+            found.append((name, value))
+
+    add("optimizer", getattr(model, "optimizer", None))
+    attributes = list(vars(model).items())
+    for name, value in attributes:
+        add(name, value)
+    for name, value in attributes:
+        # Keras' own bookkeeping (`_self_...`, `_tracker`) holds the same ones again.
+        if name.startswith("_"):
+            continue
+        if isinstance(value, (list, tuple)):
+            for i, item in enumerate(value):
+                add(f"{name}[{i}]", item)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                add(f"{name}[{key!r}]", item)
+    return found
+
+
+class TrainStepCounter:
+    """The run's training step, counted inside the train step.
+
+    The callback sets it to the steps trained so far before each execution
+    of the logging function; each `train_step` call adds one at its start,
+    and at its end writes the tables the recorders kept aside in it.
+    """
+
+    def __init__(self):
+        self.value = plain_variable(tf.constant(0, tf.int64), "log_train_step")
+
+    def wrap(self, train_step, recorders: Sequence):
+        def counted_train_step(data):
+            first = tf_state.is_first_replica()
+            if first:
+                self.value.assign_add(1)
+            out = train_step(data)
+            if first:
+                step = self.value.read_value()
+                for recorder in recorders:
+                    recorder.flush_staged(step)
+            return out
+
+        return counted_train_step
+
+
+def _claimed(table: np.ndarray, stats: Sequence[str]) -> np.ndarray:
+    """Rows with a gradient or an update in a recorder's table: those its
+    optimizer updated."""
+    columns = [i for i, s in enumerate(stats) if s.startswith(("gradient/", "update/"))]
+    if not columns:
+        return np.zeros(table.shape[0], bool)
+    return ~np.isnan(table[:, columns]).all(axis=1)
+
+
+def _combined(values: Sequence[float]) -> float:
+    """The l2 norm of norms over disjoint sets (NaN: not measured)."""
+    known = [v for v in values if not np.isnan(v)]
+    if not known:
+        return float("nan")
+    return float(np.sqrt(np.sum(np.square(np.asarray(known, np.float64)))))
+
+
+def merge_tables(tables: Sequence[np.ndarray], names: metadata.NormTableNames) -> np.ndarray:
+    """One norm table of a step from the tables several recorders took in it
+    (the same rows, the same columns, in the recorders' order).
+
+    A row comes whole from the last table whose optimizer updated it; a row
+    no optimizer updated, from the last table (its weights; its gradient and
+    update stay NaN). The `(global)` row's norms combine those of each table,
+    whose optimizers update disjoint sets of variables.
+    """
+    last = np.array(tables[-1], np.float32, copy=True)
+    has_global = names.variables and names.variables[-1] == metadata.GLOBAL_ROW
+    rows = slice(0, -1) if has_global else slice(None)
+    merged = last
+    for table in tables:
+        claimed = _claimed(table[rows], names.stats)
+        merged[rows][claimed] = table[rows][claimed]
+    if has_global:
+        merged[-1] = np.nan
+        for column in ("weight/l2", "gradient/l2"):
+            if column in names.stats:
+                i = names.stats.index(column)
+                merged[-1, i] = _combined([t[-1, i] for t in tables])
+    return merged
+
+
+def merge_histograms(tables: Sequence[np.ndarray]) -> np.ndarray:
+    """One histogram table ([2: weight, gradient], rows, columns) of a step:
+    each row's gradient histogram from the last table that has one (a
+    non-empty one), the weight histograms from the last table."""
+    merged = np.array(tables[-1], copy=True)
+    for table in tables:
+        # Columns 2 on are counts (see histograms.histogram_columns).
+        has_gradient = np.nansum(table[1, :, 2:], axis=1) > 0
+        merged[1, has_gradient] = table[1, has_gradient]
+    return merged
+
+
+def merged_by_step(
+    per_recorder: Sequence[Sequence[Tuple[int, np.ndarray]]], merge
+) -> List[Tuple[int, np.ndarray]]:
+    """(step, table) lists of several recorders, merged step by step with
+    `merge(tables)`, in step order."""
+    by_step: Dict[int, List[np.ndarray]] = {}
+    for records in per_recorder:
+        for step, values in records:
+            by_step.setdefault(step, []).append(values)
+    return [(step, merge(by_step[step])) for step in sorted(by_step)]
+
+
+class OtherOptimizers:
+    """Notices, while the logging function traces (or runs eagerly), an
+    optimizer that applies gradients to the model's variables but is not one
+    the callback hooked (created inside `train_step`, or held where the
+    callback does not look), and says once what that leaves out."""
+
+    def __init__(self, model, hooked: Sequence):
+        self._variables = {id(v) for v in model.trainable_variables}
+        self._hooked = {id(o) for o in hooked}
+        self._warned = set()
+        self._seen: Dict[int, Tuple[str, int]] = {}
+
+    @contextlib.contextmanager
+    def watching(self) -> Iterator[None]:
+        cls = keras.optimizers.Optimizer
+        had_own = "apply" in cls.__dict__
+        original = cls.apply
+        watch = self
+
+        def apply(optimizer, grads, trainable_variables=None):
+            if id(optimizer) not in watch._hooked and not hasattr(optimizer, "inner_optimizer"):
+                variables = trainable_variables if trainable_variables is not None else getattr(
+                    optimizer, "_trainable_variables", []
+                )
+                touched = sum(id(v) in watch._variables for v in variables)
+                if touched:
+                    watch._seen[id(optimizer)] = (f"{type(optimizer).__name__} {optimizer.name!r}", touched)
+            return original(optimizer, grads, trainable_variables)
+
+        cls.apply = apply
+        try:
+            yield
+        finally:
+            if had_own:
+                cls.apply = original
+            else:
+                del cls.apply
+            self._say()
+
+    def _say(self) -> None:
+        for key, (what, touched) in self._seen.items():
+            if key in self._warned:
+                continue
+            self._warned.add(key)
+            logger.warning(
+                "tb_weightnorm: the optimizer %s applies gradients to %d of the model's variables, "
+                "but it is neither model.optimizer nor an attribute of the model, so its gradients "
+                "and updates are not logged. Keep it on the model (self.my_optimizer = ... in "
+                "__init__ or compile) and they will be.",
+                what, touched,
+            )
+
+
+def gradient_note(names: Sequence[str], optimizers: Sequence) -> str:
+    """The note of a table whose rows come from several optimizers."""
+    described = ", ".join(f"{n} ({type(o).__name__})" for n, o in zip(names, optimizers))
+    return f"each variable's from whichever of the model's optimizers updated it in the step ({described})"
+
+
+def first_prepared(recorders: Sequence) -> Optional[object]:
+    """The first recorder whose rows are decided (whose optimizer applied)."""
+    return next((r for r in recorders if r.spec is not None), None)
+
+
+class ModelRecorders:
+    """The recorders of every optimizer a model holds, and the one table per
+    logged step they make together.
+
+    Args:
+        model: a compiled Keras model.
+        make_spec: `make_spec(gradient_note)` returns the norm table's spec
+            (all recorders log the same rows and columns).
+        steps_done: the steps the run has trained so far (the training step
+            counter starts each logging execution from it).
+        replicas: replicas in sync (`tf.distribute`).
+        **recorder_kwargs: passed to each `AppliedUpdateRecorder`.
+    """
+
+    def __init__(self, model, make_spec, steps_done, replicas: int = 1, **recorder_kwargs):
+        self.optimizers = model_optimizers(model)
+        self.several = len(self.optimizers) > 1
+        self.counter = TrainStepCounter() if self.several else None
+        names, optimizers = zip(*self.optimizers)
+        if self.several:
+            note = gradient_note(names, optimizers)
+        else:
+            note = optimizer_hook.gradient_note(optimizers[0], replicas)
+        self._initial_copies: Dict[int, tf.Variable] = {}
+        self.recorders = [
+            AppliedUpdateRecorder(
+                optimizer, lambda: make_spec(note), counter=self.counter, initial_copies=self._initial_copies,
+                **recorder_kwargs,
+            )
+            for optimizer in optimizers
+        ]
+        self._model = model
+        self._steps_done = steps_done
+        self._said_nothing_applied = False
+
+    def install(self) -> SwitchedTrainFunction:
+        """Hooks every optimizer; returns the train function for the model."""
+        for recorder in self.recorders:
+            recorder.install()
+        watch = OtherOptimizers(self._model, [r.optimizer for r in self.recorders])
+        return SwitchedTrainFunction(
+            self._model, self.recorders, self.counter, self._steps_done if self.several else None, watch
+        )
+
+    def uninstall(self) -> None:
+        for recorder in self.recorders:
+            recorder.uninstall()
+
+    def updates(self) -> int:
+        """What the logged step counts: the updates of the model's optimizer,
+        or with several, the training steps of this fit (0 at its start)."""
+        return 0 if self.several else applied_steps(self.recorders[0].optimizer)
+
+    @property
+    def spec(self):
+        """The table's spec, once a recorder has decided it."""
+        recorder = first_prepared(self.recorders)
+        return recorder.spec if recorder is not None else None
+
+    def set_offset(self, offset: int) -> None:
+        for recorder in self.recorders:
+            recorder.step_offset.assign(offset)
+
+    @property
+    def intervals(self) -> Tuple[int, int]:
+        return self.recorders[0].intervals
+
+    def make_sparser(self, **intervals) -> None:
+        for recorder in self.recorders:
+            recorder.make_sparser(**intervals)
+
+    def drain(self) -> Tuple[List[Tuple[int, np.ndarray]], List[Tuple[int, np.ndarray]]]:
+        """(norm tables, histograms) recorded since the last drain, one per
+        logged step, in step order."""
+        drained = [r.drain() for r in self.recorders]
+        if not self.several:
+            return drained[0]
+        spec = self.spec
+        if spec is None:
+            return [], []
+        names = spec.names()
+        norms = merged_by_step([d[0] for d in drained], lambda tables: merge_tables(tables, names))
+        return norms, merged_by_step([d[1] for d in drained], merge_histograms)
+
+    def after_first_execution(self) -> None:
+        """Says once if no optimizer of the model applied anything in the
+        logging function (once it ran)."""
+        if self.executions_logged() and not any(r.applied for r in self.recorders):
+            self._say_nothing_applied()
+
+    def executions_logged(self) -> int:
+        function = getattr(self._model, "train_function", None)
+        return getattr(function, "executions", {}).get("logged", 0)
+
+    def _say_nothing_applied(self) -> None:
+        if self._said_nothing_applied:
+            return
+        self._said_nothing_applied = True
+        logger.warning(
+            "tb_weightnorm: none of the model's optimizers (%s) called apply() or apply_gradients() "
+            "in the logged steps, so no gradient or update is logged. An optimizer that updates the "
+            "weights some other way (a third-party one that bypasses apply) is not supported.",
+            ", ".join(name for name, _ in self.optimizers),
+        )
+
+    def held_bytes(self) -> Dict[str, int]:
+        held: Dict[str, int] = {}
+        for recorder in self.recorders:
+            for role, nbytes in recorder.held_bytes().items():
+                if role == optimizer_hook.BEFORE_UPDATE:
+                    # Each optimizer's copy lives only during its own update.
+                    held[role] = max(held.get(role, 0), nbytes)
+                else:
+                    held[role] = held.get(role, 0) + nbytes
+        # The recorders share one copy of the initial weights.
+        held["initial weights"] = sum(
+            int(np.prod(v.shape)) * tf.as_dtype(v.dtype).size for v in self._initial_copies.values()
+        )
+        return held
