@@ -205,7 +205,6 @@ class WeightHealthCallback(keras.callbacks.Callback):
         self._unwatched_step: Optional[int] = None  # the last logged step, until alerts look at it
         self._writer: Optional[tf.summary.SummaryWriter] = None
         self._recorder: Optional[ModelRecorders] = None
-        self._fit_steps = self._epoch_start_steps = 0  # training steps of the current fit
         self._held_on_device: Dict[str, int] = {}
         self._convs = None
         self._grids_step: Optional[int] = None  # the step the last grids show
@@ -239,11 +238,9 @@ class WeightHealthCallback(keras.callbacks.Callback):
                 gradient_note=note,
             )
 
-        self._fit_steps = self._epoch_start_steps = 0
         self._recorder = ModelRecorders(
             model,
             make_spec,
-            steps_done=self._step,
             replicas=strategy.num_replicas_in_sync,
             every_n_steps=self.every_n_steps,
             histogram_every_n_steps=self.histogram_every_n_steps,
@@ -279,8 +276,8 @@ class WeightHealthCallback(keras.callbacks.Callback):
         """The run's step: the model's optimizer's updates (with several
         optimizers, the training steps of this fit), after the offset of the
         fits before it."""
-        if self._recorder is not None and self._recorder.several:
-            return self._fit_steps + self._step_offset
+        if self._recorder is not None:
+            return self._recorder.step()
         return applied_steps(self.model.optimizer) + self._step_offset
 
     def _continuing_offset(self) -> int:
@@ -364,8 +361,6 @@ class WeightHealthCallback(keras.callbacks.Callback):
         return kind
 
     def on_train_batch_end(self, batch, logs=None):
-        # `batch` is the last step of the execution, counted within the epoch.
-        self._fit_steps = self._epoch_start_steps + batch + 1
         started = self._clock()
         kind = self._write_recorded()
         # Inside the measured time: watching for alerts is part of what logging costs.
@@ -379,7 +374,6 @@ class WeightHealthCallback(keras.callbacks.Callback):
         self._step_started = ended
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_start_steps = self._fit_steps
         # The first step of an epoch also waits for its data: not a step time.
         self._step_started = None
         if self._snapshot_at_start:

@@ -69,9 +69,9 @@ def model_optimizers(model) -> List[Tuple[str, object]]:
 class TrainStepCounter:
     """The run's training step, counted inside the train step.
 
-    The callback sets it to the steps trained so far before each execution
-    of the logging function; each `train_step` call adds one at its start,
-    and at its end writes the tables the recorders kept aside in it.
+    The callback sets it to the run's last step when a fit begins; each
+    `train_step` call adds one at its start, and in the logging function
+    writes at its end the tables the recorders kept aside in it.
     """
 
     def __init__(self):
@@ -230,13 +230,11 @@ class ModelRecorders:
         model: a compiled Keras model.
         make_spec: `make_spec(gradient_note)` returns the norm table's spec
             (all recorders log the same rows and columns).
-        steps_done: the steps the run has trained so far (the training step
-            counter starts each logging execution from it).
         replicas: replicas in sync (`tf.distribute`).
         **recorder_kwargs: passed to each `AppliedUpdateRecorder`.
     """
 
-    def __init__(self, model, make_spec, steps_done, replicas: int = 1, **recorder_kwargs):
+    def __init__(self, model, make_spec, replicas: int = 1, **recorder_kwargs):
         self.optimizers = model_optimizers(model)
         self.several = len(self.optimizers) > 1
         self.counter = TrainStepCounter() if self.several else None
@@ -254,7 +252,7 @@ class ModelRecorders:
             for optimizer in optimizers
         ]
         self._model = model
-        self._steps_done = steps_done
+        self._offset = 0
         self._said_nothing_applied = False
 
     def install(self) -> SwitchedTrainFunction:
@@ -262,18 +260,23 @@ class ModelRecorders:
         for recorder in self.recorders:
             recorder.install()
         watch = OtherOptimizers(self._model, [r.optimizer for r in self.recorders])
-        return SwitchedTrainFunction(
-            self._model, self.recorders, self.counter, self._steps_done if self.several else None, watch
-        )
+        return SwitchedTrainFunction(self._model, self.recorders, self.counter, watch)
 
     def uninstall(self) -> None:
         for recorder in self.recorders:
             recorder.uninstall()
 
     def updates(self) -> int:
-        """What the logged step counts: the updates of the model's optimizer,
-        or with several, the training steps of this fit (0 at its start)."""
-        return 0 if self.several else applied_steps(self.recorders[0].optimizer)
+        """What the logged step counts, before the run's offset: the updates
+        of the model's optimizer, or with several, the training steps of this
+        fit."""
+        if self.several:
+            return int(self.counter.value.numpy()) - self._offset
+        return applied_steps(self.recorders[0].optimizer)
+
+    def step(self) -> int:
+        """The run's step now: the last one trained."""
+        return self.updates() + self._offset
 
     @property
     def spec(self):
@@ -282,6 +285,10 @@ class ModelRecorders:
         return recorder.spec if recorder is not None else None
 
     def set_offset(self, offset: int) -> None:
+        """Starts this fit's steps after `offset`: the run's steps before it."""
+        self._offset = offset
+        if self.counter is not None:
+            self.counter.value.assign(offset)
         for recorder in self.recorders:
             recorder.step_offset.assign(offset)
 

@@ -501,16 +501,16 @@ class SwitchedTrainFunction:
     Args:
         model: a compiled Keras model whose optimizers hold the recorders' hooks.
         recorders: the installed recorders, one per optimizer.
-        counter: with several optimizers, the `TrainStepCounter` the hooked
-            function counts steps with; `steps_done` then gives the steps the
-            run has trained (what the counter starts each execution from).
+        counter: with several optimizers, the `TrainStepCounter`: both
+            functions count the training steps with it (the plain one is
+            then Keras' step with the count added, not Keras' own function).
         watch: with `watch.watching()` around each execution of the hooked
             function, an `OtherOptimizers` notices optimizers nobody hooked.
     """
 
-    def __init__(self, model, recorders, counter=None, steps_done: Optional[Callable[[], int]] = None, watch=None):
+    def __init__(self, model, recorders, counter=None, watch=None):
         self._recorders = list(recorders)
-        self._counter, self._steps_done, self._watch = counter, steps_done, watch
+        self._counter, self._watch = counter, watch
         self._steps = int(getattr(model, "steps_per_execution", 1) or 1)
         # Keras' own function, as fit made it (traced already, in an earlier
         # fit, or on its first call here, without the hook): still right once
@@ -519,31 +519,38 @@ class SwitchedTrainFunction:
         plain = getattr(plain, "plain", plain)  # one of ours, left by a fit that failed
         if plain is None:
             plain = model.make_train_function(force=True) or model.train_function
+        self.plain = plain
         for recorder in self._recorders:
             recorder.hooking = True
-        if counter is not None:
-            # Keras binds `train_step` when it makes the function: only the
-            # hooked one counts steps.
-            model.train_step = counter.wrap(model.train_step, self._recorders)
-            try:
-                model.make_train_function(force=True)
-            finally:
-                del model.train_step
-        else:
+        if counter is None:
             model.make_train_function(force=True)
-        self._functions = {False: plain, True: model.train_function}
-        self.plain = plain
+            self._functions = {False: plain, True: model.train_function}
+        else:
+            self._functions = {
+                False: self._counting(model, counter.wrap(model.train_step, ())),
+                True: self._counting(model, counter.wrap(model.train_step, self._recorders)),
+            }
         # Executions run by each function: {"logged": n, "plain": m}.
         self.executions = {"logged": 0, "plain": 0}
-        # Updates each optimizer made by the steps of this fit, to learn how
-        # many it makes per step.
+        # Each optimizer's updates and the training steps when the fit began,
+        # to learn how many updates it makes per step.
         self._start = [(applied_steps(r.optimizer), self._trained()) for r in self._recorders]
 
+    @staticmethod
+    def _counting(model, train_step):
+        # Keras binds `train_step` when it makes the function.
+        model.train_step = train_step
+        try:
+            model.make_train_function(force=True)
+        finally:
+            del model.train_step
+        return model.train_function
+
     def _trained(self) -> int:
-        return self._steps_done() if self._steps_done is not None else 0
+        return int(self._counter.value.numpy()) if self._counter is not None else 0
 
     def _updates_per_step(self, index: int) -> float:
-        if self._steps_done is None:
+        if self._counter is None:
             return 1.0
         updates, steps = self._start[index]
         trained = self._trained() - steps
@@ -555,8 +562,6 @@ class SwitchedTrainFunction:
         recorders = self._recorders
         hooking = any(r.due_in_next(self._steps, self._updates_per_step(i)) for i, r in enumerate(recorders))
         self.executions["logged" if hooking else "plain"] += 1
-        if hooking and self._counter is not None:
-            self._counter.value.assign(self._trained())
         # Set on every call: each function traces on its first call (and
         # again for another input shape), reading the flag then.
         for recorder in recorders:

@@ -178,7 +178,9 @@ def _gan_models(size: int = 16, latent_dim: int = 8):
     return discriminator, generator
 
 
-def gan(log_dir: str, optimizer: Optional[Callable] = None, epochs: int = 2) -> Trained:
+def gan(log_dir: str, optimizer: Optional[Callable] = None, epochs: int = 2, **settings) -> Trained:
+    """`settings` are set on the model after `compile` (`steps_per_execution=3`,
+    `run_eagerly=True`), as `compile` would set them."""
     keras = _keras()
     import tensorflow as tf
 
@@ -236,6 +238,8 @@ def gan(log_dir: str, optimizer: Optional[Callable] = None, epochs: int = 2) -> 
     model = GAN(discriminator=discriminator, generator=generator, latent_dim=8)
     make = optimizer or (lambda: keras.optimizers.Adam(learning_rate=0.0003))
     model.compile(d_optimizer=make(), g_optimizer=make(), loss_fn=keras.losses.BinaryCrossentropy(from_logits=True))
+    for name, value in settings.items():
+        setattr(model, name, value)
     callback = _callback(log_dir)
     model.fit(images, epochs=epochs, batch_size=32, verbose=0, callbacks=[callback])
     return _trained_by_fit(model, log_dir, callback, list(range(1, 8 * epochs + 1)))

@@ -140,6 +140,18 @@ def test_two_optimizers_each_variable_from_the_one_that_updated_it(tmp_path, cap
     assert "d_optimizer" in history.gradient_note and "g_optimizer" in history.gradient_note
 
 
+@pytest.mark.parametrize("settings", [{"steps_per_execution": 3}, {"run_eagerly": True}])
+def test_two_optimizers_step_by_step_in_any_execution(settings, tmp_path, caplog):
+    # 8 steps in executions of 3 (the last of each epoch cut short), or eagerly.
+    trained, warnings = _run("gan", tmp_path, caplog, optimizer=_sgd, **settings)
+    assert not [w for w in warnings if w.startswith("tb_weightnorm:")], warnings
+    rows, _ = _logged(trained.log_dir)
+    assert sorted(rows.step.unique()) == trained.steps
+    assert _tables_per_step(trained) == {step: 1 for step in trained.steps}
+    error = (rows["update/l2"] - LR * rows["gradient/l2"]).abs()
+    assert (error <= 0.01 * LR * rows["gradient/l2"] + 8 * np.finfo(np.float32).eps * rows["weight/l2"]).all()
+
+
 def test_rows_of_a_custom_layer_are_named_by_its_parts(tmp_path, caplog):
     trained, _ = _run("transformer", tmp_path, caplog)
     rows, _ = _logged(trained.log_dir)
