@@ -143,7 +143,7 @@ class AppliedUpdateRecorder:
         steps_per_execution: how many steps run between two drains.
         ready_now: whether the model's variables exist already.
         counter: with several optimizers, the training step counter
-            (`several_optimizers.TrainStepCounter`): tables are logged at its
+            (`model_optimizers.TrainStepCounter`): tables are logged at its
             step, the last one of a step kept aside until the step's end.
         initial_copies: id(variable) -> its initial copy, shared by the
             recorders of one model so the weights are copied once.
