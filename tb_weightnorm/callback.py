@@ -363,6 +363,10 @@ class WeightHealthCallback(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         started = self._clock()
         kind = self._write_recorded()
+        if self._recorder is not None:
+            taken_in = self._recorder.take_in_others()
+            if taken_in is not None:
+                self.model.train_function = taken_in
         # Inside the measured time: watching for alerts is part of what logging costs.
         self._watch()
         ended = self._clock()

@@ -161,14 +161,14 @@ def merged_by_step(
 class OtherOptimizers:
     """Notices, while the logging function traces (or runs eagerly), an
     optimizer that applies gradients to the model's variables but is not one
-    the callback hooked (created inside `train_step`, or held where the
-    callback does not look), and says once what that leaves out."""
+    the callback hooked (created outside the model and used in `train_step`,
+    or held where the callback does not look): `found` lists them, for the
+    recorders to take them in."""
 
     def __init__(self, model, hooked: Sequence):
         self._variables = {id(v) for v in model.trainable_variables}
         self._hooked = {id(o) for o in hooked}
-        self._warned = set()
-        self._seen: Dict[int, Tuple[str, int]] = {}
+        self.found: List[object] = []
 
     @contextlib.contextmanager
     def watching(self) -> Iterator[None]:
@@ -182,9 +182,8 @@ class OtherOptimizers:
                 variables = trainable_variables if trainable_variables is not None else getattr(
                     optimizer, "_trainable_variables", []
                 )
-                touched = sum(id(v) in watch._variables for v in variables)
-                if touched:
-                    watch._seen[id(optimizer)] = (f"{type(optimizer).__name__} {optimizer.name!r}", touched)
+                if any(id(v) in watch._variables for v in variables) and optimizer not in watch.found:
+                    watch.found.append(optimizer)
             return original(optimizer, grads, trainable_variables)
 
         cls.apply = apply
@@ -195,20 +194,6 @@ class OtherOptimizers:
                 cls.apply = original
             else:
                 del cls.apply
-            self._say()
-
-    def _say(self) -> None:
-        for key, (what, touched) in self._seen.items():
-            if key in self._warned:
-                continue
-            self._warned.add(key)
-            logger.warning(
-                "tb_weightnorm: the optimizer %s applies gradients to %d of the model's variables, "
-                "but it is neither model.optimizer nor an attribute of the model, so its gradients "
-                "and updates are not logged. Keep it on the model (self.my_optimizer = ... in "
-                "__init__ or compile) and they will be.",
-                what, touched,
-            )
 
 
 def gradient_note(names: Sequence[str], optimizers: Sequence) -> str:
@@ -235,32 +220,58 @@ class ModelRecorders:
     """
 
     def __init__(self, model, make_spec, replicas: int = 1, **recorder_kwargs):
-        self.optimizers = model_optimizers(model)
-        self.several = len(self.optimizers) > 1
+        self._model = model
+        self._make_spec, self._replicas, self._recorder_kwargs = make_spec, replicas, recorder_kwargs
+        self._offset = 0
+        self._said_nothing_applied = False
+        self._watch: Optional[OtherOptimizers] = None
+        self._build(model_optimizers(model))
+
+    def _build(self, optimizers: List[Tuple[str, object]]) -> None:
+        self.optimizers = optimizers
+        self.several = len(optimizers) > 1
         self.counter = TrainStepCounter() if self.several else None
-        names, optimizers = zip(*self.optimizers)
+        names, instances = zip(*optimizers)
         if self.several:
-            note = gradient_note(names, optimizers)
+            note = gradient_note(names, instances)
         else:
-            note = optimizer_hook.gradient_note(optimizers[0], replicas)
+            note = optimizer_hook.gradient_note(instances[0], self._replicas)
         self._initial_copies: Dict[int, tf.Variable] = {}
+        make_spec = self._make_spec
         self.recorders = [
             AppliedUpdateRecorder(
                 optimizer, lambda: make_spec(note), counter=self.counter, initial_copies=self._initial_copies,
-                **recorder_kwargs,
+                **self._recorder_kwargs,
             )
-            for optimizer in optimizers
+            for optimizer in instances
         ]
-        self._model = model
-        self._offset = 0
-        self._said_nothing_applied = False
 
     def install(self) -> SwitchedTrainFunction:
         """Hooks every optimizer; returns the train function for the model."""
         for recorder in self.recorders:
             recorder.install()
-        watch = OtherOptimizers(self._model, [r.optimizer for r in self.recorders])
-        return SwitchedTrainFunction(self._model, self.recorders, self.counter, watch)
+        self._watch = OtherOptimizers(self._model, [r.optimizer for r in self.recorders])
+        return SwitchedTrainFunction(self._model, self.recorders, self.counter, self._watch)
+
+    def take_in_others(self) -> Optional[SwitchedTrainFunction]:
+        """After an execution of the logging function (its tables drained):
+        if it saw optimizers nobody hooked update the model's variables,
+        hooks them too, from the run's current step on, and returns the
+        train function to use from now on; else None."""
+        if self._watch is None or not self._watch.found:
+            return None
+        found = list(self._watch.found)
+        # The steps they trained so far, if more than the hooked ones counted.
+        step = max([self.step()] + [applied_steps(o) + self._offset for o in found])
+        logger.info(
+            "tb_weightnorm: %s applied gradients to the model's variables without being "
+            "model.optimizer or an attribute of the model; its updates are logged from step %d on.",
+            ", ".join(f"{type(o).__name__} {o.name!r}" for o in found), step + 1,
+        )
+        self.uninstall()
+        self._build(self.optimizers + [(f"{type(o).__name__} {o.name!r}", o) for o in found])
+        self.set_offset(step)
+        return self.install()
 
     def uninstall(self) -> None:
         for recorder in self.recorders:

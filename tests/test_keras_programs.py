@@ -162,11 +162,13 @@ def test_rows_of_a_custom_layer_are_named_by_its_parts(tmp_path, caplog):
         assert any(re.search("/" + part + "$", layer) for layer in block), (part, block)
 
 
-def test_an_optimizer_the_callback_cannot_see_is_named_once(tmp_path, caplog):
-    # An optimizer made outside the model and used in train_step: said, not silent.
+def test_an_optimizer_kept_outside_the_model_is_found_and_hooked(tmp_path, caplog):
+    # Made outside the model and used in train_step: model.optimizer (the
+    # default compile() brings) never applies. The first logged step shows
+    # it; from the next one on its updates are logged like any other.
     outside = keras.optimizers.SGD(LR)
 
-    class Hidden(keras.Model):
+    class Outside(keras.Model):
         def train_step(self, data):
             import tensorflow as tf
 
@@ -178,14 +180,44 @@ def test_an_optimizer_the_callback_cannot_see_is_named_once(tmp_path, caplog):
             return {"loss": loss}
 
     inputs = keras.Input((3,))
-    model = Hidden(inputs, keras.layers.Dense(1)(inputs))
+    model = Outside(inputs, keras.layers.Dense(1)(inputs))
     model.compile()
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(32, 3)).astype("float32"), rng.normal(size=(32, 1)).astype("float32")
+    with caplog.at_level(logging.INFO, logger="tb_weightnorm"):
+        model.fit(x, y, epochs=2, batch_size=8, verbose=0,
+                  callbacks=[tb_weightnorm.WeightHealthCallback(str(tmp_path), every_n_steps=1)])
+    said = [r.getMessage() for r in caplog.records if r.name == "tb_weightnorm"]
+    assert [m for m in said if "without being model.optimizer" in m and "SGD" in m and "from step 2" in m], said
+    assert not [r for r in caplog.records if r.name == "tb_weightnorm" and r.levelno >= logging.WARNING]
+    rows, _ = _logged(tmp_path)
+    assert sorted(rows.step.unique()) == list(range(2, 9))
+    assert rows["gradient/l2"].notna().all()
+    error = (rows["update/l2"] - LR * rows["gradient/l2"]).abs()
+    assert (error <= 1e-4 * LR * rows["gradient/l2"] + 8 * np.finfo(np.float32).eps * rows["weight/l2"]).all()
+
+
+def test_no_optimizer_applying_anything_is_said_once(tmp_path, caplog):
+    # A train_step that writes the weights itself (as a third-party optimizer
+    # bypassing apply would): nothing to log, and the callback says so.
+    class ByHand(keras.Model):
+        def train_step(self, data):
+            import tensorflow as tf
+
+            x, y = data
+            with tf.GradientTape() as tape:
+                loss = keras.ops.mean((self(x) - y) ** 2)
+            for variable, grad in zip(self.trainable_variables, tape.gradient(loss, self.trainable_variables)):
+                variable.assign_sub(LR * grad)
+            return {"loss": loss}
+
+    inputs = keras.Input((3,))
+    model = ByHand(inputs, keras.layers.Dense(1)(inputs))
+    model.compile(optimizer="sgd")
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(32, 3)).astype("float32"), rng.normal(size=(32, 1)).astype("float32")
     with caplog.at_level(logging.WARNING, logger="tb_weightnorm"):
         model.fit(x, y, epochs=2, batch_size=8, verbose=0,
                   callbacks=[tb_weightnorm.WeightHealthCallback(str(tmp_path), every_n_steps=1)])
     said = [r.getMessage() for r in caplog.records if r.name == "tb_weightnorm"]
-    hidden = [m for m in said if "neither model.optimizer nor an attribute" in m]
-    assert len(hidden) == 1 and "SGD" in hidden[0], said
-    assert any("called apply()" in m for m in said), said
+    assert len([m for m in said if "called apply()" in m]) == 1, said
