@@ -870,18 +870,25 @@ def _stagnant_layer(view: _View, t: Thresholds) -> List[Finding]:
     }
 
     def message(layer, variable, e, n, of):
-        got_gradient = gradient is not None and np.nanmax(
-            np.nan_to_num(gradient[e.first : e.last + 1, by_layer[layer]], nan=0.0)
-        ) > 0
-        why = (
-            "although its gradient is not zero: the optimizer applies nothing to it (a learning "
-            "rate of 0, a schedule decayed to 0, or a constraint that resets it). If the layer "
-            "is meant to be frozen, set layer.trainable = False and recompile; otherwise fix "
-            "the learning rate."
-            if got_gradient
-            else "because its gradient is exactly zero: nothing after it passes a gradient back "
-            "(dead units, a stop_gradient, or an output that does not reach the loss)."
-        )
+        seen = None if gradient is None else gradient[e.first : e.last + 1, by_layer[layer]]
+        if seen is not None and np.isfinite(seen).any() and np.nanmax(np.where(np.isfinite(seen), seen, 0.0)) > 0:
+            why = (
+                "although its gradient is not zero: the optimizer applies nothing to it (a "
+                "learning rate of 0, a schedule decayed to 0, or a constraint that resets it). If "
+                "the layer is meant to be frozen, set layer.trainable = False and recompile; "
+                "otherwise fix the learning rate."
+            )
+        elif seen is not None and np.isfinite(seen).any():
+            why = (
+                "because its gradient is exactly zero: nothing after it passes a gradient back "
+                "(dead units, a stop_gradient, or an output that does not reach the loss)."
+            )
+        else:
+            # Missing is not zero: no gradient was logged for it at all.
+            why = (
+                "and no gradient was logged for it: it got none (None: it does not reach the "
+                "loss), or the gradients were not given to the logging call."
+            )
         return (
             f"The weights of {layer} have not changed for "
             f"{e.last - e.first + 1} logged steps ({_steps_text(view, e)}), " + why

@@ -210,3 +210,24 @@ def test_a_learning_rate_schedule_decaying_everywhere_is_info_but_one_stalled_la
     too_small = np.full(40, 1e-7)
     found = diagnosis.diagnose(_ratio_history([too_small, too_small]))
     assert {(f.rule, f.severity) for f in found} == {("update_ratio_low", "warning")}
+
+
+def test_a_missing_gradient_is_not_read_as_zero():
+    # A layer that does not move, with no gradient logged at all (None in
+    # log()), is stagnant; the finding does not claim its gradient was 0,
+    # and a layer whose update is missing too is not judged at all.
+    from tb_weightnorm.history import NormHistory
+
+    steps = np.arange(1, 9)
+    stats = ("weight/l2", "gradient/l2", "update/l2", "update/ratio")
+    values = np.full((len(steps), 3, len(stats)), np.nan, np.float32)
+    values[:, :, 0] = 1.0
+    values[:, 0, 2:] = 0.0  # "still": no update, no gradient logged
+    values[:, 2, 1:] = [0.5, 1e-3, 1e-3]  # "moving": a healthy layer
+    history = NormHistory(
+        run="r", steps=steps, wall_times=np.zeros(len(steps)), variables=("still/kernel", "unlogged/kernel", "moving/kernel"),
+        layers=("still", "unlogged", "moving"), stats=stats, values=values,
+    )
+    found = {f.layer: f for f in diagnosis.diagnose(history)}
+    assert set(found) == {"still"} and found["still"].rule == "stagnant_layer"
+    assert "no gradient was logged" in found["still"].message and "exactly zero" not in found["still"].message
