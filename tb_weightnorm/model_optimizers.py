@@ -45,8 +45,12 @@ def model_optimizers(model) -> List[Tuple[str, object]]:
     seen = set()
 
     def add(name, value):
-        if isinstance(value, keras.optimizers.Optimizer) and id(value) not in seen:
-            seen.add(id(value))
+        if not isinstance(value, keras.optimizers.Optimizer):
+            return
+        # A LossScaleOptimizer and the one inside it are one optimizer.
+        key = id(optimizer_hook.innermost_optimizer(value))
+        if key not in seen:
+            seen.add(key)
             found.append((name, value))
 
     add("optimizer", getattr(model, "optimizer", None))
