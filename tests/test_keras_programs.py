@@ -162,6 +162,21 @@ def test_rows_of_a_custom_layer_are_named_by_its_parts(tmp_path, caplog):
         assert any(re.search("/" + part + "$", layer) for layer in block), (part, block)
 
 
+def _fit_one_dense(model_class, tmp_path, caplog, level, **compile_kwargs):
+    """Fits a `model_class` (a keras.Model with its own train_step) of one
+    Dense layer for 8 steps, logged every step; returns what the
+    tb_weightnorm logger said at `level` and above."""
+    inputs = keras.Input((3,))
+    model = model_class(inputs, keras.layers.Dense(1)(inputs))
+    model.compile(**compile_kwargs)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(32, 3)).astype("float32"), rng.normal(size=(32, 1)).astype("float32")
+    with caplog.at_level(level, logger="tb_weightnorm"):
+        model.fit(x, y, epochs=2, batch_size=8, verbose=0,
+                  callbacks=[tb_weightnorm.WeightHealthCallback(str(tmp_path), every_n_steps=1)])
+    return [r.getMessage() for r in caplog.records if r.name == "tb_weightnorm"]
+
+
 def test_an_optimizer_kept_outside_the_model_is_found_and_hooked(tmp_path, caplog):
     # Made outside the model and used in train_step: model.optimizer (the
     # default compile() brings) never applies. The first logged step shows
@@ -179,15 +194,7 @@ def test_an_optimizer_kept_outside_the_model_is_found_and_hooked(tmp_path, caplo
             outside.apply(grads, self.trainable_variables)
             return {"loss": loss}
 
-    inputs = keras.Input((3,))
-    model = Outside(inputs, keras.layers.Dense(1)(inputs))
-    model.compile()
-    rng = np.random.default_rng(0)
-    x, y = rng.normal(size=(32, 3)).astype("float32"), rng.normal(size=(32, 1)).astype("float32")
-    with caplog.at_level(logging.INFO, logger="tb_weightnorm"):
-        model.fit(x, y, epochs=2, batch_size=8, verbose=0,
-                  callbacks=[tb_weightnorm.WeightHealthCallback(str(tmp_path), every_n_steps=1)])
-    said = [r.getMessage() for r in caplog.records if r.name == "tb_weightnorm"]
+    said = _fit_one_dense(Outside, tmp_path, caplog, logging.INFO)
     assert [m for m in said if "without being model.optimizer" in m and "SGD" in m and "from step 2" in m], said
     assert not [r for r in caplog.records if r.name == "tb_weightnorm" and r.levelno >= logging.WARNING]
     rows, _ = _logged(tmp_path)
@@ -211,13 +218,5 @@ def test_no_optimizer_applying_anything_is_said_once(tmp_path, caplog):
                 variable.assign_sub(LR * grad)
             return {"loss": loss}
 
-    inputs = keras.Input((3,))
-    model = ByHand(inputs, keras.layers.Dense(1)(inputs))
-    model.compile(optimizer="sgd")
-    rng = np.random.default_rng(0)
-    x, y = rng.normal(size=(32, 3)).astype("float32"), rng.normal(size=(32, 1)).astype("float32")
-    with caplog.at_level(logging.WARNING, logger="tb_weightnorm"):
-        model.fit(x, y, epochs=2, batch_size=8, verbose=0,
-                  callbacks=[tb_weightnorm.WeightHealthCallback(str(tmp_path), every_n_steps=1)])
-    said = [r.getMessage() for r in caplog.records if r.name == "tb_weightnorm"]
+    said = _fit_one_dense(ByHand, tmp_path, caplog, logging.WARNING, optimizer="sgd")
     assert len([m for m in said if "called apply()" in m]) == 1, said
