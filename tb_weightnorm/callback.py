@@ -12,7 +12,8 @@ import keras
 import tensorflow as tf
 
 from tb_weightnorm import (
-    alerts, cost_budget, diagnosis, event_files, metadata, model_variables, snapshots, summary, table, tf_state,
+    alerts, cost_budget, diagnosis, event_files, metadata, model_variables, optimizer_hook, snapshots, summary,
+    table, tf_state,
 )
 from tb_weightnorm.alerts import Alert, AlertPolicy, WeightHealthAlert
 from tb_weightnorm.healthy_weights import HealthyWeights
@@ -238,23 +239,39 @@ class WeightHealthCallback(keras.callbacks.Callback):
                 gradient_note=note,
             )
 
-        self._recorder = ModelRecorders(
+        steps_per_execution = int(getattr(model, "steps_per_execution", 1) or 1)
+        # Everything the logging step is traced for beside the model and its
+        # optimizers: a later fit that changes none of it reuses the step.
+        settings = (
+            repr(options),
+            steps_per_execution,
+            optimizer_hook.buffer_slots(steps_per_execution, self.every_n_steps),
+            optimizer_hook.buffer_slots(steps_per_execution, self.histogram_every_n_steps)
+            if self.histogram_every_n_steps else 0,
+        )
+        self._recorder = ModelRecorders.for_model(
             model,
+            settings,
             make_spec,
             replicas=strategy.num_replicas_in_sync,
             every_n_steps=self.every_n_steps,
             histogram_every_n_steps=self.histogram_every_n_steps,
             histogram_bins=options.histogram_bins,
-            steps_per_execution=int(getattr(model, "steps_per_execution", 1) or 1),
+            steps_per_execution=steps_per_execution,
             # A subclassed model may create its variables in its first call;
             # one without `call` is never marked built, and its rows are
             # decided when its step is first traced, as theirs are.
             ready_now=bool(model.built and model.variables),
         )
-        self._step_offset = self._continuing_offset()
-        self._recorder.set_offset(self._step_offset)
-        # Traced anew (an earlier fit's has no hook): the hooked function on
-        # the steps that log, Keras' own on the others.
+        self._step_offset, new_run = self._continuing_offset()
+        self._recorder.start(
+            offset=self._step_offset,
+            norms=self.every_n_steps,
+            histograms=self.histogram_every_n_steps,
+            new_run=new_run,
+        )
+        # The logging function: traced on the model's first logged fit, the
+        # same one in its later fits.
         model.train_function = self._recorder.install()
         if self._chief and self._writer is None:
             self._writer = tf.summary.create_file_writer(self._run_dir())
@@ -280,24 +297,25 @@ class WeightHealthCallback(keras.callbacks.Callback):
             return self._recorder.step()
         return applied_steps(self.model.optimizer) + self._step_offset
 
-    def _continuing_offset(self) -> int:
-        """What to add to the optimizer's update count so that this fit's
-        steps come after those already logged into the run: a second fit
-        with a new optimizer (fine-tuning after `compile` again) counts from
-        0, and its tables would otherwise land on the first fit's steps."""
+    def _continuing_offset(self) -> Tuple[int, bool]:
+        """(offset, new run): what to add to the optimizer's update count so
+        that this fit's steps come after those already logged into the run (a
+        second fit with a new optimizer, fine-tuning after `compile` again,
+        counts from 0, and its tables would otherwise land on the first
+        fit's steps), and whether the run has no steps yet."""
         last = self._last_step
         if last is None and self._chief:
             # A new callback on a run written before: its last table, histogram or grid.
             last = event_files.last_step_with_tag(self._run_dir(), metadata.PLUGIN_NAME + "/")
         updates = self._recorder.updates()
         if last is None or updates >= last:
-            return 0
+            return 0, last is None
         logger.info(
             "tb_weightnorm: %s already holds steps up to %d and the optimizer has made %d updates: "
             "this fit's steps go on from step %d.",
             self._run_dir(), last, updates, last + 1,
         )
-        return last - updates
+        return last - updates, False
 
     def _run_dir(self) -> str:
         return os.path.join(self.log_dir, "train")
@@ -547,6 +565,7 @@ class WeightHealthCallback(keras.callbacks.Callback):
             self._healthy = None
             self._recorder.uninstall()
             self._recorder = None
-            # Keep Keras' own function (traced without the hook), drop the hooked one.
+            # Keras' own function back; ours stays with the recorders, for
+            # the model's next logged fit.
             train_function = self.model.train_function
             self.model.train_function = getattr(train_function, "plain", None)

@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from tb_weightnorm import metadata, optimizer_hook, tf_state
-from tb_weightnorm.optimizer_hook import AppliedUpdateRecorder, SwitchedTrainFunction, applied_steps
+from tb_weightnorm.optimizer_hook import AppliedUpdateRecorder, LoggingTrainFunction, applied_steps
 from tb_weightnorm.tf_state import plain_variable
 
 logger = logging.getLogger("tb_weightnorm")
@@ -211,6 +211,10 @@ def first_prepared(recorders: Sequence) -> Optional[object]:
     return next((r for r in recorders if r.spec is not None), None)
 
 
+# The model attribute that keeps its ModelRecorders between fits.
+_CACHED = "_tb_weightnorm_recorders"
+
+
 class ModelRecorders:
     """The recorders of every optimizer a model holds, and the one table per
     logged step they make together.
@@ -229,7 +233,36 @@ class ModelRecorders:
         self._offset = 0
         self._said_nothing_applied = False
         self._watch: Optional[OtherOptimizers] = None
+        self._function: Optional[LoggingTrainFunction] = None
+        self._key: Optional[tuple] = None
         self._build(model_optimizers(model))
+
+    @classmethod
+    def for_model(cls, model, settings: tuple, make_spec, replicas: int = 1, **recorder_kwargs) -> "ModelRecorders":
+        """The model's recorders for a fit: those of its last fit, with the
+        logging function already traced, if nothing that shapes that
+        function changed since (Keras' own train function, remade by
+        `compile`; the model's optimizers; `settings`, what the callback
+        logs and how); else new ones.
+
+        Args:
+            model: a compiled Keras model.
+            settings: a hashable summary of everything else the logging
+                step is traced for (options, buffer sizes, bins).
+            make_spec, replicas, **recorder_kwargs: as for `ModelRecorders`.
+        """
+        key = (tuple(id(o) for _, o in model_optimizers(model)), replicas, settings)
+        cached = vars(model).get(_CACHED, None)
+        plain = getattr(model, "train_function", None)
+        plain = getattr(plain, "plain", plain)  # ours, left by a fit that failed
+        if cached is not None and cached._key == key and cached._plain is plain:
+            return cached
+        recorders = cls(model, make_spec, replicas, **recorder_kwargs)
+        recorders._key, recorders._plain = key, plain
+        # Beside Keras' attributes, not through them: Keras tracks what a
+        # model's attributes hold, and this is no part of the model.
+        object.__setattr__(model, _CACHED, recorders)
+        return recorders
 
     def _build(self, optimizers: List[Tuple[str, object]]) -> None:
         self.optimizers = optimizers
@@ -250,14 +283,19 @@ class ModelRecorders:
             for optimizer in instances
         ]
 
-    def install(self) -> SwitchedTrainFunction:
-        """Hooks every optimizer; returns the train function for the model."""
+    def install(self) -> LoggingTrainFunction:
+        """Hooks every optimizer; returns the train function for the model
+        (traced on its first call, then kept for the model's later fits)."""
         for recorder in self.recorders:
             recorder.install()
-        self._watch = OtherOptimizers(self._model, [r.optimizer for r in self.recorders])
-        return SwitchedTrainFunction(self._model, self.recorders, self.counter, self._watch)
+        if self._function is None:
+            self._watch = OtherOptimizers(self._model, [r.optimizer for r in self.recorders])
+            self._function = LoggingTrainFunction(self._model, self.recorders, self.counter, self._watch)
+        else:
+            self._function.begin_fit()
+        return self._function
 
-    def take_in_others(self) -> Optional[SwitchedTrainFunction]:
+    def take_in_others(self) -> Optional[LoggingTrainFunction]:
         """After an execution of the logging function (its tables drained):
         if it saw optimizers nobody hooked update the model's variables,
         hooks them too, from the run's current step on, and returns the
@@ -274,6 +312,7 @@ class ModelRecorders:
         )
         self.uninstall()
         self._build(self.optimizers + [(f"{type(o).__name__} {o.name!r}", o) for o in found])
+        self._function = None
         self.set_offset(step)
         return self.install()
 
@@ -306,6 +345,17 @@ class ModelRecorders:
             self.counter.value.assign(offset)
         for recorder in self.recorders:
             recorder.step_offset.assign(offset)
+
+    def start(self, *, offset: int, norms: int, histograms: int, new_run: bool) -> None:
+        """Readies the recorders for a fit: its steps after `offset`, logged
+        at these intervals; in a `new_run`, the initial weights (for
+        `weight/dist_init`) are the model's weights now."""
+        self.set_offset(offset)
+        for recorder in self.recorders:
+            recorder.start_intervals(norms, histograms)
+        if new_run:
+            for recorder in self.recorders:
+                recorder.restart_initial_weights()
 
     @property
     def intervals(self) -> Tuple[int, int]:

@@ -118,7 +118,8 @@ class _RingBuffer:
         return [(int(steps[s]), values[s]) for s in slots]
 
 
-def _capacity(steps_per_execution: int, every: int) -> int:
+def buffer_slots(steps_per_execution: int, every: int) -> int:
+    """Slots a ring buffer needs for what one execution logs every `every` steps."""
     return math.ceil(steps_per_execution / every) + 1
 
 
@@ -166,6 +167,8 @@ class AppliedUpdateRecorder:
         self._counter = counter
         self._initial_copies = {} if initial_copies is None else initial_copies
         self._staged: Dict[str, Tuple[tf.Variable, tf.Variable]] = {}
+        # (kind, the variables applied) -> the function that records them.
+        self._recordings: Dict[tuple, Callable] = {}
         self._make_spec = make_spec
         self._every = int(every_n_steps)
         self._hist_every = int(histogram_every_n_steps)
@@ -182,11 +185,8 @@ class AppliedUpdateRecorder:
         self._accumulated = accumulation_steps(optimizer)
         self._steps_per_execution = int(steps_per_execution)
         self._python_intervals = (self._every, max(self._hist_every, 1))
-        # Read when `apply` is traced (or run eagerly): whether this train
-        # function is the logging one (see `switched_train_function`).
-        self.hooking = True
         # Whether the buffers may hold records not drained yet: after an
-        # execution of the logging function (see `SwitchedTrainFunction`).
+        # execution with a logged step (see `LoggingTrainFunction`).
         # Draining reads variables from the device; a plain step skips that.
         self.unread = True
         self.spec: Optional[table.TableSpec] = None
@@ -209,11 +209,11 @@ class AppliedUpdateRecorder:
         n_rows = len(rows) + (1 if spec.global_row else 0)
         with tf.init_scope():
             self.norms = _RingBuffer(
-                _capacity(self._steps_per_execution, self._every), [n_rows, len(spec.stats)], "norm_tables"
+                buffer_slots(self._steps_per_execution, self._every), [n_rows, len(spec.stats)], "norm_tables"
             )
             if self._hist_every:
                 self.histograms = _RingBuffer(
-                    _capacity(self._steps_per_execution, self._hist_every),
+                    buffer_slots(self._steps_per_execution, self._hist_every),
                     [2, len(rows), len(histograms.histogram_columns(self._bins))],
                     "histograms",
                 )
@@ -245,6 +245,21 @@ class AppliedUpdateRecorder:
             raise ValueError(f"intervals only grow: {list(current)} -> {wanted}")
         self._intervals.assign(wanted)
         self._python_intervals = (int(wanted[0]), int(wanted[1]))
+
+    def start_intervals(self, norms: int, histograms: int) -> None:
+        """Logs every `norms` / `histograms` steps from now on, smaller or
+        larger than before (a later fit of the model, with its own callback):
+        as long as the buffers hold what an execution logs."""
+        histograms = max(int(histograms), 1)
+        if self.norms is not None and buffer_slots(self._steps_per_execution, norms) > self.norms.capacity:
+            raise ValueError(f"an interval of {norms} steps needs larger buffers than these")
+        self._intervals.assign([int(norms), histograms])
+        self._python_intervals = (int(norms), histograms)
+
+    def restart_initial_weights(self) -> None:
+        """Takes the weights now as the initial ones (a new run)."""
+        for k, copy in getattr(self, "_initial", {}).items():
+            copy.assign(tf.convert_to_tensor(self._variables[k]))
 
     def due_in_next(self, steps: int, updates_per_step: float = 1.0) -> bool:
         """Whether an update among those the next `steps` training steps can
@@ -311,11 +326,37 @@ class AppliedUpdateRecorder:
     def _current_weights(self) -> Dict[int, tf.Tensor]:
         return {k: stats.value_of(v) for k, v in self._variables.items()}
 
-    def _weights_before(self, updated_here) -> Dict[int, tf.Tensor]:
+    def _weights_before(self, updated_here, due) -> Dict[int, tf.Tensor]:
         """The values of the logged variables this update changes, read before
-        it: the train step orders the reads before the optimizer's writes to
-        the same variables, which then copy rather than change what was read."""
-        return {k: tf.convert_to_tensor(self._variables[k]) for k in self._updated if k in updated_here}
+        it, on steps whose table is `due` (else empty tensors): the train
+        step orders the reads before the optimizer's writes to the same
+        variables, which then copy rather than change what was read. A read
+        on every step would make every step copy every variable.
+
+        Under XLA, which has no conditional of shapeless results, the reads
+        are plain (XLA orders and aliases the writes itself)."""
+        keys = [k for k in self._updated if k in updated_here]
+        if not keys:
+            return {}
+        variables = [self._variables[k] for k in keys]
+        if tf_state.compiling_with_xla():
+            return {k: tf.convert_to_tensor(v) for k, v in zip(keys, variables)}
+        # One empty tensor per dtype serves every variable of that dtype.
+        empties = {dtype: tf.zeros([0], dtype) for dtype in {v.dtype for v in variables}}
+        values = tf_state.values_if(
+            due,
+            lambda: [tf.convert_to_tensor(v) for v in variables],
+            lambda: [empties[v.dtype] for v in variables],
+        )
+        return dict(zip(keys, values))
+
+    def _shaped(self, before: Dict[int, tf.Tensor]) -> Dict[int, tf.Tensor]:
+        """`before` with its variables' shapes back (read on a due step)."""
+        out = {}
+        for k, value in before.items():
+            shape = tf.TensorShape(self._variables[k].shape)
+            out[k] = tf.reshape(value, shape if shape.is_fully_defined() else tf.shape(self._variables[k].value))
+        return out
 
     def _applies_now(self) -> Optional[tf.Tensor]:
         """Under gradient accumulation, whether this micro-batch applies the
@@ -351,12 +392,31 @@ class AppliedUpdateRecorder:
             for key, g in gradients.items()
         }
 
+    def _recording(self, kind: str, variables: Sequence) -> Callable:
+        """The function that records a table (`kind` "norms") or histograms
+        of an update of `variables`: a `tf.function` of its own, traced once.
+        Keras traces the train step twice on its first call; the statistics
+        are most of a logging step's graph, and a function called with
+        the same tensors' shapes is not traced again."""
+        key = (kind, tuple(id(v) for v in variables))
+        if key not in self._recordings:
+            if kind == "norms":
+
+                def record(step, gradients, before, applied):
+                    return self._record_norms(step, gradients, before, applied, variables)
+
+            else:
+                record = self._record_histograms
+            # A train step run eagerly stays eager.
+            self._recordings[key] = record if tf.executing_eagerly() else tf.function(record, autograph=False)
+        return self._recordings[key]
+
     def _record_norms(self, step, gradients: Dict[int, object], before, all_grads, all_vars):
         values = table.compute(
             self.spec,
             weights=self._current_weights(),
             gradients=gradients,
-            before=before,
+            before=self._shaped(before),
             initial={k: tf.convert_to_tensor(w0) for k, w0 in self._initial.items()},
             all_gradients=all_grads,
             all_variables=all_vars,
@@ -418,8 +478,6 @@ class AppliedUpdateRecorder:
             return out
 
         def apply(grads, trainable_variables=None):
-            if not recorder.hooking:
-                return original(grads, trainable_variables)
             recorder._prepare()  # at first trace, for models built in their first call
             recorder.applied = True
             variables = (
@@ -444,7 +502,7 @@ class AppliedUpdateRecorder:
             # Only what this call updates has an update (and, under
             # accumulation, what it applies is the mean of the micro-batches).
             updated_here = {id(v) for v in variables}
-            before = recorder._weights_before(updated_here) if recording else {}
+            before = recorder._weights_before(updated_here, due_norms) if recording else {}
             accumulated = recorder._accumulators(variables) if recording and applies is not None else {}
             del reduced[:]
             result = original(grads, trainable_variables)
@@ -467,14 +525,15 @@ class AppliedUpdateRecorder:
                 # In the variables' order: the global row takes a whole
                 # variable's norm from its own row.
                 applied = [gradients.get(id(v)) for v in variables]
-                return recorder._record_norms(step, gradients, before, applied, variables)
+                return recorder._recording("norms", variables)(step, gradients, before, applied)
 
             tf_state.run_if(due_norms, norms)
             if recorder.histograms is not None:
                 due_histograms = tf.equal(tf.math.floormod(iteration, intervals[1]), 0)
                 if applies is not None:
                     due_histograms = tf.logical_and(applies, due_histograms)
-                tf_state.run_if(due_histograms, lambda: recorder._record_histograms(step, applied_gradients()))
+                record = recorder._recording("histograms", variables)
+                tf_state.run_if(due_histograms, lambda: record(step, applied_gradients()))
             return result
 
         optimizer.apply = apply
@@ -490,61 +549,50 @@ class AppliedUpdateRecorder:
 
 
 
-class SwitchedTrainFunction:
-    """A train function that runs Keras' own when no update of the execution
-    is due to be logged, and the hooked one when one is.
+class LoggingTrainFunction:
+    """The model's train function while a callback logs: one function, traced
+    once with the hooks in, whose logging conditionals skip the statistics
+    (and the reads of the weights before the update) on the steps not logged.
 
-    The logging conditionals are not free even when not taken: their branches
-    read every logged variable, and that cost a 200-layer MLP ~15% per step.
-    The price is a second function, traced on the first logged step.
+    It is made once per model and what is logged (`ModelRecorders.for_model`
+    keeps it), so a later `fit` of the same model traces nothing, as Keras'
+    own function does not.
 
     Args:
         model: a compiled Keras model whose optimizers hold the recorders' hooks.
         recorders: the installed recorders, one per optimizer.
-        counter: with several optimizers, the `TrainStepCounter`: both
-            functions count the training steps with it (the plain one is
-            then Keras' step with the count added, not Keras' own function).
-        watch: with `watch.watching()` around each execution of the hooked
-            function, an `OtherOptimizers` notices optimizers nobody hooked.
+        counter: with several optimizers, the `TrainStepCounter` the step
+            counts the training steps with.
+        watch: with `watch.watching()` around each execution that logs, an
+            `OtherOptimizers` notices optimizers nobody hooked.
     """
 
     def __init__(self, model, recorders, counter=None, watch=None):
         self._recorders = list(recorders)
         self._counter, self._watch = counter, watch
         self._steps = int(getattr(model, "steps_per_execution", 1) or 1)
-        # Keras' own function, as fit made it (traced already, in an earlier
-        # fit, or on its first call here, without the hook): still right once
-        # the hook is gone, so no fit traces it twice.
+        # Keras' own function, as fit made it: put back when the fit ends,
+        # so a fit without us uses it as it is.
         plain = getattr(model, "train_function", None)
-        plain = getattr(plain, "plain", plain)  # one of ours, left by a fit that failed
-        if plain is None:
-            plain = model.make_train_function(force=True) or model.train_function
-        self.plain = plain
-        for recorder in self._recorders:
-            recorder.hooking = True
+        self.plain = getattr(plain, "plain", plain)  # one of ours, left by a fit that failed
         if counter is None:
-            model.make_train_function(force=True)
-            self._functions = {False: plain, True: model.train_function}
+            self._function = model.make_train_function(force=True)
         else:
-            self._functions = {
-                False: self._counting(model, counter.wrap(model.train_step, ())),
-                True: self._counting(model, counter.wrap(model.train_step, self._recorders)),
-            }
-        # Executions run by each function: {"logged": n, "plain": m}.
+            # Keras binds `train_step` when it makes the function.
+            model.train_step = counter.wrap(model.train_step, self._recorders)
+            try:
+                self._function = model.make_train_function(force=True)
+            finally:
+                del model.train_step
+        self._function = self._function or model.train_function
+        # Executions with an update due to be logged, and the others.
         self.executions = {"logged": 0, "plain": 0}
-        # Each optimizer's updates and the training steps when the fit began,
-        # to learn how many updates it makes per step.
-        self._start = [(applied_steps(r.optimizer), self._trained()) for r in self._recorders]
+        self.begin_fit()
 
-    @staticmethod
-    def _counting(model, train_step):
-        # Keras binds `train_step` when it makes the function.
-        model.train_step = train_step
-        try:
-            model.make_train_function(force=True)
-        finally:
-            del model.train_step
-        return model.train_function
+    def begin_fit(self) -> None:
+        """Each optimizer's updates and the training steps when a fit begins,
+        to learn how many updates it makes per step."""
+        self._start = [(applied_steps(r.optimizer), self._trained()) for r in self._recorders]
 
     def _trained(self) -> int:
         return int(self._counter.value.numpy()) if self._counter is not None else 0
@@ -560,17 +608,11 @@ class SwitchedTrainFunction:
 
     def __call__(self, iterator):
         recorders = self._recorders
-        hooking = any(r.due_in_next(self._steps, self._updates_per_step(i)) for i, r in enumerate(recorders))
-        self.executions["logged" if hooking else "plain"] += 1
-        # Set on every call: each function traces on its first call (and
-        # again for another input shape), reading the flag then.
+        logging = any(r.due_in_next(self._steps, self._updates_per_step(i)) for i, r in enumerate(recorders))
+        self.executions["logged" if logging else "plain"] += 1
         for recorder in recorders:
-            recorder.hooking = hooking
-            recorder.unread = recorder.unread or hooking
-        watching = self._watch.watching() if hooking and self._watch is not None else contextlib.nullcontext()
-        try:
-            with watching:
-                return self._functions[hooking](iterator)
-        finally:
-            for recorder in recorders:
-                recorder.hooking = True
+            # Draining reads the buffers from the device: only after a logged step.
+            recorder.unread = recorder.unread or logging
+        watching = self._watch.watching() if logging and self._watch is not None else contextlib.nullcontext()
+        with watching:
+            return self._function(iterator)

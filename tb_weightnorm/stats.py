@@ -8,7 +8,9 @@ Variables of one shape are stacked and reduced together, row by row (models
 repeat a few shapes many times: a 200-layer MLP has 4), and the other small
 ones are concatenated and reduced with segment ops: a few large ops instead
 of a dozen small ones per variable, which matters for models with hundreds of
-layers, whose logged step is mostly per-op cost. A variable larger than
+layers, whose logged step is mostly per-op cost. Sums are taken in float64
+(see `_sums`), which needs no rescaling pass and no conditional for huge or
+tiny values: each op left out is one less to trace and to run. A variable larger than
 `_CHUNK_ELEMENTS` is reduced alone so nothing is ever concatenated into a
 second copy of a huge tensor, and piece by
 piece (`piece_elements()` values at a time, in a loop), so the temporaries of
@@ -66,29 +68,19 @@ class _Segments:
     segments; under XLA the unsorted ones are used. A whole tensor takes the
     plain reductions, which run on several threads. The sum of an empty
     segment is 0; its max and min mean nothing (callers look at the count).
-
-    `stages` reduces in several steps (see `_staged_segments`): a list of
-    (ids, count), the first mapping the elements to `count` pieces, each
-    next one the pieces to coarser ones, the last one giving the n segments.
     """
 
-    def __init__(
-        self, ids: Optional[tf.Tensor], n: int, stages: Optional[Sequence[Tuple[tf.Tensor, int]]] = None
-    ):
+    def __init__(self, ids: Optional[tf.Tensor], n: int):
         self.ids, self.n = ids, n
         self.xla = tf_state.compiling_with_xla()
-        self._stages = list(stages) if stages is not None else [(ids, n)]
 
     def _reduce(self, sorted_op, unsorted_op, whole_op, x: tf.Tensor) -> tf.Tensor:
         if self.ids is None:
             return whole_op(x)[None]
-        for ids, n in self._stages:
-            if self.xla:
-                x = unsorted_op(x, ids, n)
-            else:
-                out = sorted_op(x, ids)
-                x = tf.reshape(tf.pad(out, [[0, n - tf.shape(out)[0]]]), [n])
-        return x
+        if self.xla:
+            return unsorted_op(x, self.ids, self.n)
+        out = sorted_op(x, self.ids)
+        return tf.reshape(tf.pad(out, [[0, self.n - tf.shape(out)[0]]]), [self.n])
 
     def sum(self, x):
         return self._reduce(tf.math.segment_sum, tf.math.unsorted_segment_sum, tf.reduce_sum, x)
@@ -99,53 +91,11 @@ class _Segments:
     def min(self, x):
         return self._reduce(tf.math.segment_min, tf.math.unsorted_segment_min, tf.reduce_min, x)
 
-    def spread(self, values: tf.Tensor) -> tf.Tensor:
-        """Each element's segment's entry of `values` ([n])."""
-        if self.ids is None:
-            return values[0]
-        for ids, _ in reversed(self._stages):
-            values = tf.gather(values, ids)
-        return values
-
-
-# The segment kernels add a segment's values one after another in float32,
-# and the error grows faster than the count: 1.5e-6 relative at 8 K values,
-# 1.5e-3 at 2 M. So segments are cut into runs of at most this many values,
-# and the runs' sums are added up the same way, until no run is longer: at
-# most 4e-7 at 4 M values (a plain reduce_sum, a tree, gives ~5e-8), and no
-# slower, as the kernels' work is the same and the later stages are small.
-_SUM_RUN = 256
-
-
-def _staged_segments(sizes: Sequence[int], total: tf.Tensor) -> _Segments:
-    """`_Segments` of consecutive segments of these (static) sizes in a flat
-    tensor of `total` values, reduced in runs of at most `_SUM_RUN` terms."""
-    runs_by_stage = []
-    terms = list(sizes)  # what each segment sums at the current stage
-    while max(terms, default=0) > _SUM_RUN:
-        runs, pieces = [], []
-        for count in terms:
-            k = -(-count // _SUM_RUN)
-            runs += [_SUM_RUN] * (k - 1) + ([count - _SUM_RUN * (k - 1)] if k else [])
-            pieces.append(k)
-        runs_by_stage.append(runs)
-        terms = pieces
-    runs_by_stage.append(terms)  # the last stage: each segment's own terms
-    stages = []
-    for k, runs in enumerate(runs_by_stage):
-        if k == 0:
-            ids = _segment_ids(tf.constant(runs, tf.int32), total)
-        else:
-            ids = tf.constant(np.repeat(np.arange(len(runs), dtype=np.int32), runs))
-        stages.append((ids, len(runs)))
-    return _Segments(stages[0][0], len(sizes), stages)
-
 
 class _Rows:
     """Reductions over each row of a [n, size] tensor: tensors of one shape
     stacked. The same interface as `_Segments`, at the cost of plain
-    reductions (several threads, no segment ids, a broadcast for `spread`
-    where segments need a gather)."""
+    reductions (several threads, no segment ids)."""
 
     def __init__(self, n: int):
         self.n = n
@@ -158,9 +108,6 @@ class _Rows:
 
     def min(self, x):
         return tf.reduce_min(x, axis=1)
-
-    def spread(self, values: tf.Tensor) -> tf.Tensor:
-        return values[:, None]
 
 
 def _batch_key(tensor) -> Optional[tuple]:
@@ -211,29 +158,20 @@ def _stacked(tensors: Sequence) -> tf.Tensor:
     return tf.reshape(_as_float32(tf.stack([tf.convert_to_tensor(t) for t in tensors])), [len(tensors), size])
 
 
-# Below this largest magnitude, squares fall into float32's subnormal range
-# (or to 0) and an unscaled sum of squares loses the norm.
-_TINY_LINF = 1e-18
+def _sums(x: tf.Tensor, segments) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """(sum, sum of squares, sum of magnitudes) of each segment of float32
+    `x`, in float64.
 
-
-def _segment_l2(x, segments: _Segments, linf: tf.Tensor) -> tf.Tensor:
-    """The l2 norm of each segment of finite `x`, whose magnitudes are at most
-    a small multiple of `linf`.
-
-    A plain sum of squares overflows float32 above ~1.8e19 and underflows
-    below ~1e-19, which is exactly when a norm matters most (exploding or
-    vanishing gradients). Only segments in those ranges are summed again,
-    scaled by their linf, so the common case costs one pass.
+    In float64 the square of any finite float32 is finite and not
+    subnormal, and millions of them add up to within ~1e-10: no norm of
+    exploding or vanishing values overflows or underflows, no sum of a
+    large segment drifts, and a spread comes from E[x^2] - E[x]^2 without
+    the cancellation float32 would suffer. A few more bytes per pass, and no
+    second pass, rescaling or conditional: fewer ops in every logged step's
+    graph, which is what its trace and its run time mostly pay for.
     """
-    plain = tf.sqrt(segments.sum(x * x))
-    needs_scaling = tf.math.is_inf(plain) | ((linf < _TINY_LINF) & (linf > 0))
-
-    def scaled():
-        safe_linf = tf.where(linf > 0, linf, 1.0)
-        y = x / segments.spread(safe_linf)
-        return tf.where(needs_scaling, linf * tf.sqrt(segments.sum(y * y)), plain)
-
-    return tf.cond(tf.reduce_any(needs_scaling), scaled, lambda: plain)
+    x64 = tf.cast(x, tf.float64)
+    return segments.sum(x64), segments.sum(x64 * x64), segments.sum(tf.abs(x64))
 
 
 def _segment_stats(flat: tf.Tensor, segments, sizes: tf.Tensor) -> tf.Tensor:
@@ -243,40 +181,41 @@ def _segment_stats(flat: tf.Tensor, segments, sizes: tf.Tensor) -> tf.Tensor:
 
     Every stat but the counts is over the finite values only, so one NaN does
     not hide the scale of the rest; a segment with no finite value gets NaN.
-    Most steps have no NaN or Inf at all: they take a path without masks.
+    Most steps have no NaN or Inf at all: the plain sums show it (a sum of
+    squares is finite exactly when every value is), and only otherwise are
+    the values masked and summed again.
     """
-    n = segments.n
-    finite = tf.math.is_finite(flat)
-
-    def stats_of(x, count, nan_count, inf_count, lo, hi, mask):
-        defined = count > 0
-        # max |x| is the larger magnitude of the min and the max.
-        linf = tf.where(defined, tf.maximum(tf.abs(lo), tf.abs(hi)), 0.0)
-        l1 = segments.sum(tf.abs(x))
-        l2 = _segment_l2(x, segments, linf)
-        safe_count = tf.maximum(count, 1.0)
-        mean = segments.sum(x) / safe_count
-        centered = x - segments.spread(mean)
-        if mask is not None:
-            centered = tf.where(mask, centered, 0.0)
-        # |x - mean| <= 2 linf: the same rescaling keeps tiny and huge spreads.
-        std = _segment_l2(centered, segments, linf) / tf.sqrt(safe_count)
-        return _stat_columns(l1, l2, linf, mean, std, lo, hi, nan_count, inf_count, defined, axis=1)
+    sums = _sums(flat, segments)
+    clean = tf.reduce_all(tf.math.is_finite(sums[1]))
 
     def all_finite():
-        zeros = tf.zeros([n])
-        return stats_of(flat, sizes, zeros, zeros, segments.min(flat), segments.max(flat), None)
+        zeros = tf.zeros_like(sizes)
+        return (*sums, segments.min(flat), segments.max(flat), zeros, zeros)
 
     def some_not_finite():
+        finite = tf.math.is_finite(flat)
         big = tf.constant(float("inf"))
-        nan_count = segments.sum(tf.cast(tf.math.is_nan(flat), tf.float32))
-        inf_count = segments.sum(tf.cast(tf.math.is_inf(flat), tf.float32))
-        lo = segments.min(tf.where(finite, flat, big))
-        hi = segments.max(tf.where(finite, flat, -big))
-        x = tf.where(finite, flat, 0.0)
-        return stats_of(x, sizes - nan_count - inf_count, nan_count, inf_count, lo, hi, finite)
+        return (
+            *_sums(tf.where(finite, flat, 0.0), segments),
+            segments.min(tf.where(finite, flat, big)),
+            segments.max(tf.where(finite, flat, -big)),
+            segments.sum(tf.cast(tf.math.is_nan(flat), tf.float32)),
+            segments.sum(tf.cast(tf.math.is_inf(flat), tf.float32)),
+        )
 
-    return tf.cond(tf.reduce_all(finite), all_finite, some_not_finite)
+    total, squares, magnitudes, lo, hi, nan_count, inf_count = tf.cond(clean, all_finite, some_not_finite)
+    count = sizes - nan_count - inf_count
+    defined = count > 0
+    safe_count = tf.cast(tf.maximum(count, 1.0), tf.float64)
+    mean = total / safe_count
+    variance = tf.maximum(squares / safe_count - mean * mean, 0.0)
+    # max |x| is the larger magnitude of the min and the max.
+    linf = tf.where(defined, tf.maximum(tf.abs(lo), tf.abs(hi)), 0.0)
+    f32 = lambda t: tf.cast(t, tf.float32)  # noqa: E731
+    return _stat_columns(
+        f32(magnitudes), f32(tf.sqrt(squares)), linf, f32(mean), f32(tf.sqrt(variance)),
+        lo, hi, nan_count, inf_count, defined, axis=1,
+    )
 
 
 def _stat_columns(l1, l2, linf, mean, std, lo, hi, nan_count, inf_count, defined, axis):
@@ -514,10 +453,13 @@ def _l2_in_pieces(sources: Sequence, flat_of) -> tf.Tensor:
 
 def _finite_l2(flat: tf.Tensor, segments: _Segments) -> tf.Tensor:
     """The l2 norm of each segment of float32 `flat` over its finite values."""
-    finite = tf.math.is_finite(flat)
-    x = tf.cond(tf.reduce_all(finite), lambda: flat, lambda: tf.where(finite, flat, 0.0))
-    linf = segments.max(tf.abs(x))
-    return _segment_l2(x, segments, linf)
+    squares = _sums(flat, segments)[1]
+    squares = tf.cond(
+        tf.reduce_all(tf.math.is_finite(squares)),
+        lambda: squares,
+        lambda: _sums(tf.where(tf.math.is_finite(flat), flat, 0.0), segments)[1],
+    )
+    return tf.cast(tf.sqrt(squares), tf.float32)
 
 
 def _difference(now, before) -> tf.Tensor:
@@ -571,7 +513,7 @@ def segmented_chunks(flats: Sequence[tf.Tensor]):
         total = tf.size(flat, out_type=tf.int32)
         static = [m.shape[0] for m in members]
         if all(size is not None for size in static):
-            yield group, flat, _staged_segments([int(size) for size in static], total)
+            yield group, flat, _Segments(_segment_ids(tf.constant([int(n) for n in static], tf.int32), total), len(group))
         else:
             lengths = tf.stack([tf.size(m, out_type=tf.int32) for m in members])
             yield group, flat, _Segments(_segment_ids(lengths, total), len(group))

@@ -84,3 +84,23 @@ def run_if(pred, fn) -> tf.Tensor:
         return cond_v2.indexed_case(index, [lambda: tf.constant(False), fn], lower_using_switch_merge=False)
     except (ImportError, AttributeError, TypeError):  # the private API moved: the portable cond
         return tf.cond(pred, fn, lambda: tf.constant(False))
+
+
+def values_if(pred, fn, otherwise):
+    """fn() when `pred` is true, else otherwise(): lists of tensors, of the
+    same length and dtypes but any shapes (the results' static shapes are
+    lost: the caller restores them where it knows `pred` held).
+
+    Like `run_if`, a function call the executor skips when not taken: a
+    variable read before `pred` is known would keep the read alive across the
+    optimizer's write to it, which then copies the whole variable, every step.
+    """
+    if tf.executing_eagerly():
+        return list(fn() if bool(pred) else otherwise())
+    try:
+        from tensorflow.python.ops import cond_v2
+
+        index = tf.cast(pred, tf.int32)
+        return list(cond_v2.indexed_case(index, [otherwise, fn], lower_using_switch_merge=False))
+    except (ImportError, AttributeError, TypeError):  # the private API moved: the portable cond
+        return list(tf.cond(pred, fn, otherwise))

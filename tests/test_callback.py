@@ -120,45 +120,86 @@ def test_update_is_lr_times_the_logged_gradient(tmp_path, jit_compile, steps_per
         np.testing.assert_allclose(table[:, U_L2], LR * table[:, G_L2], rtol=1e-4)
 
 
+def _assert_update_is_lr_times_gradient(table):
+    # W_after - W_before is rounded to float32 at the weights' scale.
+    atol = 8 * np.finfo(np.float32).eps * table[:, W_L2]
+    assert np.all(np.abs(table[:, U_L2] - LR * table[:, G_L2]) <= 1e-4 * LR * table[:, G_L2] + atol)
+
+
+def _counting_traces(model):
+    """Counts the Python calls of the model's train_step: one per trace of a
+    train function (a traced function runs no Python)."""
+    calls = []
+    train_step = model.train_step
+
+    def counted(data):
+        calls.append(1)
+        return train_step(data)
+
+    model.train_step = counted
+    return calls
+
+
 @pytest.mark.parametrize("steps_per_execution", [1, 3])
-def test_steps_that_log_nothing_run_keras_own_train_function(tmp_path, steps_per_execution):
-    """Executions with no update due to be logged run the function Keras
-    traced without the hook; the tables are still those of the due steps,
-    across a last, smaller batch (a new trace of each function)."""
+def test_the_logging_step_is_traced_once_per_model_and_reused_by_later_fits(tmp_path, steps_per_execution):
+    """A later fit of the same model, with a new callback of the same
+    settings, traces nothing and logs the applied gradients as exactly; a
+    fit without us runs Keras' own function; compile() or other settings
+    trace a new logging step."""
     x, y = _data(100)  # batches of 8: 12 full, then one of 4
     model = _model(steps_per_execution=steps_per_execution)
-    seen = []
+    traces = _counting_traces(model)
 
-    class Functions(keras.callbacks.Callback):
-        def on_train_end(self, logs=None):
-            seen.append(dict(self.model.train_function.executions))
+    def fit(log_dir=None, **settings):
+        callbacks = [tb_weightnorm.WeightHealthCallback(log_dir, **settings)] if log_dir else []
+        model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=callbacks)
+        return len(traces)
 
-    model.fit(
-        x, y, batch_size=8, epochs=2, verbose=0,
-        # Before ours, whose on_train_end drops the function.
-        callbacks=[Functions(), tb_weightnorm.WeightHealthCallback(tmp_path, every_n_steps=5, histogram_every_n_steps=10)],
-    )
-    total_steps = 2 * 13
-    _, tables = _tables(str(tmp_path / "train"))
-    assert [s for s, _ in tables] == [s for s in range(1, total_steps + 1) if (s - 1) % 5 == 0]
+    settings = dict(every_n_steps=5, histogram_every_n_steps=10)
+    first = fit(tmp_path / "a", **settings)
+    assert first > 0
+    assert fit(tmp_path / "b", **settings) == first
+    assert fit(tmp_path / "b", **settings) == first  # the same run, continued
+    # Steps count the optimizer's updates: run b holds the second and third fits.
+    for run, steps in (("a", range(1, 27)), ("b", range(27, 79))):
+        _, tables = _tables(str(tmp_path / run / "train"))
+        assert [s for s, _ in tables] == [s for s in steps if (s - 1) % 5 == 0]
+        for _, table in tables:
+            _assert_update_is_lr_times_gradient(table)
+        histograms = {e[0] for e in read_events(str(tmp_path / run / "train")) if e[2].startswith(metadata.HISTOGRAM_TAG_PREFIX)}
+        assert histograms == {s for s in steps if (s - 1) % 10 == 0}
+    # Without us: Keras' own function, traced for itself, nothing logged.
+    plain = fit()
+    assert plain > first and not hasattr(model.train_function, "executions")
+    assert fit() == plain
+    assert fit(tmp_path / "c", **settings) == plain
+    # What is logged changes the logging step: traced anew.
+    assert fit(tmp_path / "d", every_n_steps=5, histogram_every_n_steps=0) > plain
+    # So does compile(), which makes Keras trace its own function anew too.
+    model.compile(optimizer=keras.optimizers.SGD(LR), loss="mse", steps_per_execution=steps_per_execution)
+    before_compile = len(traces)
+    assert fit(tmp_path / "e", **settings) > before_compile
+    _, tables = _tables(str(tmp_path / "e" / "train"))
     for _, table in tables:
-        np.testing.assert_allclose(table[:, U_L2], LR * table[:, G_L2], rtol=1e-4)
-    histograms = {e[0] for e in read_events(str(tmp_path / "train")) if e[2].startswith(metadata.HISTOGRAM_TAG_PREFIX)}
-    assert histograms == {1, 11, 21}
-    windows = [
-        range(start, min(start + steps_per_execution, 13)) for start in range(0, 13, steps_per_execution)
-    ]
-    indexes = [[epoch * 13 + i for i in w] for epoch in range(2) for w in windows]
-    logged = sum(any(i % 5 == 0 for i in w) for w in indexes)
-    assert seen == [{"logged": logged, "plain": len(indexes) - logged}]
-    assert seen[0]["plain"] > 0
-    # Keras' own function stays, already traced: a fit without us logs
-    # nothing and uses it as it is.
-    kept = model.train_function
-    assert kept is not None and not hasattr(kept, "executions")
-    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
-    assert model.train_function is kept
-    assert len(_tables(str(tmp_path / "train"))[1]) == len(tables)
+        _assert_update_is_lr_times_gradient(table)
+
+
+def test_a_new_run_on_a_reused_logging_step_measures_from_its_own_initial_weights(tmp_path):
+    x, y = _data(32)
+    model = _model()
+    traces = _counting_traces(model)
+    for run in ("a", "b"):
+        callback = tb_weightnorm.WeightHealthCallback(tmp_path / run, every_n_steps=1, keep_initial_weights=True)
+        model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[callback])
+        if run == "a":
+            traced = len(traces)
+    assert len(traces) == traced  # b reused a's logging step
+    for run in ("a", "b"):
+        _, tables = _tables(str(tmp_path / run / "train"))
+        # After the run's first update, the distance from its start is that update.
+        first = tables[0][1]
+        np.testing.assert_allclose(first[:, DIST_INIT], first[:, U_L2], rtol=1e-5)
+        assert np.all(tables[-1][1][:, DIST_INIT] > first[:, DIST_INIT])
 
 
 def test_a_second_fit_continues_the_steps_and_the_hook_goes_away(tmp_path):
