@@ -36,7 +36,7 @@ def machine() -> Dict[str, str]:
     except (OSError, StopIteration, ValueError):
         pass
     return {
-        "cpu": cpu,
+        "cpu": cpu + _cpu_details(),
         "cores": str(os.cpu_count()),
         "memory": memory,
         "gpu": ", ".join(d.name for d in tf.config.list_physical_devices("GPU")) or "none",
@@ -45,6 +45,51 @@ def machine() -> Dict[str, str]:
         "keras": keras.__version__,
         "tensorboard": tensorboard.__version__,
     }
+
+
+def _cpu_details() -> str:
+    """Family and model, the vector units TensorFlow's kernels use, and
+    whether oneDNN's kernels are on: a generic model name ("Intel Xeon
+    Processor") says nothing of how fast a plain step is."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = f.read().split("\n\n")[0]
+    except OSError:
+        return ""
+    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    units = [name for flag, name in (("avx512f", "AVX-512"), ("amx_tile", "AMX"), ("avx2", "AVX2")) if flag in flags]
+    onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") != "0"
+    return (
+        f" (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')}; "
+        f"{', '.join(units) or 'no AVX2'}; oneDNN kernels {'on' if onednn else 'off'})"
+    )
+
+
+def memory_bandwidth() -> float:
+    """Bytes per second one reduction over a 256 MB float32 tensor reads
+    (best of 5): the rate a statistic that reads a tensor once is bound by."""
+    import time
+
+    import tensorflow as tf
+
+    x = tf.random.uniform([1 << 26])
+    tf.reduce_sum(x).numpy()
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        tf.reduce_sum(x).numpy()
+        best = min(best, time.perf_counter() - started)
+    return 4 * (1 << 26) / best
+
+
+def each_model(keys: Sequence[str], quick: bool, measure) -> dict:
+    """{"machine", "quick", "models": {key: measure(key)}}: a benchmark's result."""
+    result = {"machine": machine(), "quick": quick, "models": {}}
+    for key in keys:
+        result["models"][key] = measure(key)
+    return result
 
 
 def paired_ratios(baseline: Sequence[float], measured: Sequence[float]) -> Dict[str, float]:

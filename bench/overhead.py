@@ -73,10 +73,9 @@ class _Timer(keras.callbacks.Callback):
     the call of fit to the end of the second step; goes last in the callback
     list so every other callback's work is inside.
 
-    Tracing is paid in the first steps of a fit: WeightHealthCallback traces
-    Keras' own train step beside its logging one, on the first step that logs
-    nothing (the second, at the default intervals), so the steady state starts
-    after it, and the time before it is reported on its own.
+    Tracing is paid in the first step of a model's first logged fit (the
+    logging step, kept for its later fits), so the steady state starts after
+    the second step, and the time before it is reported on its own.
     """
 
     # Wall time is what a user waits; the process's CPU time (all its
@@ -171,18 +170,15 @@ def run(quick: bool = False, workdir: Optional[str] = None, model_keys: Optional
     """
     keys = list(model_keys or (["small_cnn"] if quick else list(models.MODELS)))
     workdir = workdir or tempfile.mkdtemp(prefix="bench_overhead_")
-    result = {"machine": common.machine(), "quick": quick, "models": {}}
-    for key in keys:
-        result["models"][key] = measure_model(
-            key,
-            list(VARIANTS),
-            pairs=1 if quick else (pairs or PAIRS),
-            steps=3 if quick else STEPS[key],
-            epochs=EPOCHS,
-            workdir=workdir,
-            progress=progress,
-        )
-    return result
+    return common.each_model(keys, quick, lambda key: measure_model(
+        key,
+        list(VARIANTS),
+        pairs=1 if quick else (pairs or PAIRS),
+        steps=3 if quick else STEPS[key],
+        epochs=EPOCHS,
+        workdir=workdir,
+        progress=progress,
+    ))
 
 
 def markdown(result: dict) -> str:

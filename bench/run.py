@@ -20,7 +20,7 @@ import time
 from bench import common
 
 # Quickest first, so a broken one shows early; overhead is most of the time.
-BENCHMARKS = ("size", "memory", "plugin_scale", "tab_scale", "overhead")
+BENCHMARKS = ("size", "memory", "plugin_scale", "tab_scale", "overhead", "user_fits")
 
 
 def main(argv=None) -> int:

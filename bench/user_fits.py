@@ -31,13 +31,16 @@ from typing import Callable, Dict, List, Optional, Sequence
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 
 from bench import common, models, overhead  # noqa: E402
 
 WARM_UP_STEPS = 10
 STEPS = {"small_cnn": 200, "mobilenet_v2": 100, "mlp_200": 200}
 EPOCHS = 2
-REPEATS = 5
+# Each repetition traces every variant anew (a fresh model): tens of seconds
+# on the large models.
+REPEATS = {"small_cnn": 5, "mobilenet_v2": 3, "mlp_200": 3}
 
 
 def _fit_seconds(model, x, y, steps: int, epochs: int, callbacks: List[keras.callbacks.Callback]) -> float:
@@ -76,11 +79,13 @@ def measure_model(
             seconds[run]["warm_up"].append(_fit_seconds(model, x, y, WARM_UP_STEPS, 1, callbacks))
             seconds[run]["fit"].append(_fit_seconds(model, x, y, steps, epochs, callbacks))
         progress(f"{key}: repetition {repeat + 1}/{repeats}")
+    parameters = int(sum(int(np.prod(v.shape)) for v in models.compiled(key).trainable_variables))
     plain = seconds["plain"]
     step_s = statistics.median(plain["fit"]) / (epochs * steps)
     keras_trace = statistics.median(plain["warm_up"]) - WARM_UP_STEPS * step_s
     return {
         "name": models.MODELS[key].name,
+        "parameters": parameters,
         "steps_per_fit": epochs * steps,
         "plain_ms_per_step": 1000 * step_s,
         "plain_fit_s": statistics.median(plain["fit"]),
@@ -102,21 +107,20 @@ def run(quick: bool = False, workdir: Optional[str] = None, model_keys: Optional
         quick: one repetition of short fits on the small CNN (a smoke run).
         workdir: where the runs' logs go (a temporary folder if None).
         model_keys: a subset of `models.MODELS`.
-        repeats: repetitions (default `REPEATS`).
+        repeats: repetitions (default `REPEATS` of each model).
     """
     keys = list(model_keys or (["small_cnn"] if quick else list(models.MODELS)))
     workdir = workdir or tempfile.mkdtemp(prefix="bench_user_fits_")
-    result = {"machine": common.machine(), "quick": quick, "models": {}}
-    for key in keys:
-        result["models"][key] = measure_model(
-            key,
-            list(overhead.VARIANTS),
-            repeats=1 if quick else (repeats or REPEATS),
-            steps=3 if quick else STEPS[key],
-            epochs=EPOCHS,
-            workdir=workdir,
-            progress=progress,
-        )
+    result = common.each_model(keys, quick, lambda key: measure_model(
+        key,
+        list(overhead.VARIANTS),
+        repeats=1 if quick else (repeats or REPEATS[key]),
+        steps=3 if quick else STEPS[key],
+        epochs=EPOCHS,
+        workdir=workdir,
+        progress=progress,
+    ))
+    result["bandwidth_bytes_per_s"] = common.memory_bandwidth()
     return result
 
 
@@ -141,6 +145,15 @@ def markdown(result: dict) -> str:
         rows.append(cells)
     rows.append(["plain training, ms per step"] + [f"{result['models'][k]['plain_ms_per_step']:.1f}" for k in keys])
     rows.append(["Keras' own first trace, s"] + [f"{result['models'][k]['keras_trace_s']:.1f}" for k in keys])
+    bandwidth = result.get("bandwidth_bytes_per_s")
+    if bandwidth:
+        # Weights, gradients, weights before the update and initial weights,
+        # each read once, in float32.
+        rows.append(
+            ["bandwidth limit of every stat every step"]
+            + [f"{1 + 16 * result['models'][k]['parameters'] / bandwidth / (result['models'][k]['plain_ms_per_step'] / 1000):.3f}×"
+               f" ({result['models'][k]['parameters']:,} parameters)" for k in keys]
+        )
     repeats = {len(result["models"][k]["seconds"]["plain"]["fit"]) for k in keys}
     steps = ", ".join(f"{result['models'][k]['name']} {result['models'][k]['steps_per_fit']}" for k in keys)
     return (
@@ -148,7 +161,10 @@ def markdown(result: dict) -> str:
         + f"\n\nMedian of {'/'.join(map(str, sorted(repeats)))} per-repetition ratios of a whole `fit()` call "
         + f"(min–max in brackets), the fit after a {WARM_UP_STEPS}-step warm-up fit of the same fresh model with "
         + "the same callbacks; then the warm-up fit's extra seconds over a plain one, against Keras' own first "
-        + f"trace (a plain warm-up fit minus {WARM_UP_STEPS} plain steps); steps per timed fit: {steps}."
+        + f"trace (a plain warm-up fit minus {WARM_UP_STEPS} plain steps); steps per timed fit: {steps}. "
+        + "The bandwidth limit is the ratio if every stat of every step read the weights, gradients, weights "
+        + "before the update and initial weights once each"
+        + (f", at {bandwidth / 1e9:.0f} GB/s (one reduction over 256 MB)." if bandwidth else ".")
     )
 
 

@@ -346,13 +346,14 @@ class WeightHealthCallback(keras.callbacks.Callback):
         self._grids_step = step
 
     def _write_recorded(self) -> Optional[str]:
-        """Writes the tables and histograms the train step recorded; returns
-        what this step logged: "plain", "norms" or "histograms"."""
+        """Writes the tables and histograms the train step recorded at once
+        (a run killed a step later keeps them); returns what the last
+        execution logged: "plain", "norms" or "histograms"."""
         recorder = self._recorder
         if recorder is None:
             return None
+        kind = recorder.last_kind
         norms, hists = recorder.drain()
-        kind = "histograms" if hists else "norms" if norms else "plain"
         if not self._chief or not (norms or hists):
             return kind
         spec = recorder.spec
@@ -371,11 +372,8 @@ class WeightHealthCallback(keras.callbacks.Callback):
             self._undiagnosed = True
             self._unwatched_step = step
         with self._writer.as_default():
-            for step, values in norms:
-                summary.write_norm_table(names, values, step)
-            if hists:
-                for step, values in hists:
-                    summary.write_histograms(hist_names, self.options.histogram_bins, values, step)
+            summary.write_norm_tables(names, norms)
+            summary.write_histogram_tables(hist_names, self.options.histogram_bins, hists)
         return kind
 
     def on_train_batch_end(self, batch, logs=None):

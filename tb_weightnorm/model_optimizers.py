@@ -365,6 +365,11 @@ class ModelRecorders:
         for recorder in self.recorders:
             recorder.make_sparser(**intervals)
 
+    @property
+    def last_kind(self) -> str:
+        """What the last execution logged: "plain", "norms" or "histograms"."""
+        return self._function.last_kind if self._function is not None else "plain"
+
     def drain(self) -> Tuple[List[Tuple[int, np.ndarray]], List[Tuple[int, np.ndarray]]]:
         """(norm tables, histograms) recorded since the last drain, one per
         logged step, in step order."""

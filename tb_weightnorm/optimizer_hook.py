@@ -100,12 +100,20 @@ class _RingBuffer:
             self.count.assign_add(1)
             return tf.constant(True)
 
-    def drain(self) -> List[Tuple[int, np.ndarray]]:
-        count = int(self.count.numpy())
+    def take(self) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """(count, steps, values), and the count reset: in the graph of one
+        function that takes every buffer of a recorder at once (each eager
+        read would be a call of its own, every logged step)."""
+        count = self.count.read_value()
+        steps, values = self.steps.read_value(), self.values.read_value()
+        with tf.control_dependencies([count, steps, values]):
+            self.count.assign(0)
+        return count, steps, values
+
+    def records(self, count: int, steps: np.ndarray, values: np.ndarray) -> List[Tuple[int, np.ndarray]]:
+        """The (step, values) records `take` returned, oldest first."""
         if count == 0:
             return []
-        steps, values = self.steps.numpy(), self.values.numpy()
-        self.count.assign(0)
         kept = min(count, self.capacity)
         if count > kept and not self._lost_warned:
             logger.warning(
@@ -194,6 +202,7 @@ class AppliedUpdateRecorder:
         self.applied = False
         self.norms: Optional[_RingBuffer] = None
         self.histograms: Optional[_RingBuffer] = None
+        self._take: Optional[Callable] = None  # reads and resets the buffers (see drain)
         self._installed = False
         if ready_now:
             self._prepare()
@@ -261,12 +270,12 @@ class AppliedUpdateRecorder:
         for k, copy in getattr(self, "_initial", {}).items():
             copy.assign(tf.convert_to_tensor(self._variables[k]))
 
-    def due_in_next(self, steps: int, updates_per_step: float = 1.0) -> bool:
-        """Whether an update among those the next `steps` training steps can
-        apply (`updates_per_step` each: a WGAN's critic makes several) is due
-        to be logged. Updates a loss scale skips only move the due ones
+    def due_in_next(self, steps: int, updates_per_step: float = 1.0) -> str:
+        """What is due to be logged among the updates the next `steps`
+        training steps can apply (`updates_per_step` each: a WGAN's critic
+        makes several): "histograms" (with or without a table), "norms" or
+        "" for nothing. Updates a loss scale skips only move the due ones
         later, into a window this is asked about again."""
-        every = self._python_intervals[:2 if self.histograms is not None else 1]
         if self._accumulated == 1:
             first, count = applied_steps(self._optimizer), max(1, math.ceil(updates_per_step * steps))
         else:
@@ -275,9 +284,16 @@ class AppliedUpdateRecorder:
             first = -(-(micro + 1) // self._accumulated) - 1  # the next update to apply
             count = (micro + steps) // self._accumulated - first
             if count <= 0:
-                return False
-        # The first update index >= first that is a multiple of each interval.
-        return any(-(-first // e) * e < first + count for e in every)
+                return ""
+
+        def due(every: int) -> bool:
+            # The first update index >= first that is a multiple of the interval.
+            return -(-first // every) * every < first + count
+
+        norms, histograms = self._python_intervals
+        if self.histograms is not None and due(histograms):
+            return "histograms"
+        return "norms" if due(norms) else ""
 
     @property
     def optimizer(self):
@@ -315,11 +331,15 @@ class AppliedUpdateRecorder:
     def drain(self) -> Tuple[List[Tuple[int, np.ndarray]], List[Tuple[int, np.ndarray]]]:
         """(norm tables, histograms) recorded since the last drain, as
         (step, values) in step order."""
-        if not self.unread:
+        if not self.unread or self.norms is None:
             return [], []
         self.unread = False
-        norms = self.norms.drain() if self.norms is not None else []
-        return norms, self.histograms.drain() if self.histograms is not None else []
+        rings = [r for r in (self.norms, self.histograms) if r is not None]
+        if self._take is None:
+            self._take = tf.function(lambda: [ring.take() for ring in rings], autograph=False)
+        taken = [[t.numpy() for t in ring] for ring in self._take()]
+        drained = [ring.records(int(count), steps, values) for ring, (count, steps, values) in zip(rings, taken)]
+        return drained[0], drained[1] if len(drained) > 1 else []
 
     # -- in the train step -------------------------------------------------
 
@@ -587,6 +607,8 @@ class LoggingTrainFunction:
         self._function = self._function or model.train_function
         # Executions with an update due to be logged, and the others.
         self.executions = {"logged": 0, "plain": 0}
+        # What the last execution logged: "plain", "norms" or "histograms".
+        self.last_kind = "plain"
         self.begin_fit()
 
     def begin_fit(self) -> None:
@@ -608,7 +630,9 @@ class LoggingTrainFunction:
 
     def __call__(self, iterator):
         recorders = self._recorders
-        logging = any(r.due_in_next(self._steps, self._updates_per_step(i)) for i, r in enumerate(recorders))
+        due = {r.due_in_next(self._steps, self._updates_per_step(i)) for i, r in enumerate(recorders)}
+        self.last_kind = "histograms" if "histograms" in due else "norms" if "norms" in due else "plain"
+        logging = self.last_kind != "plain"
         self.executions["logged" if logging else "plain"] += 1
         for recorder in recorders:
             # Draining reads the buffers from the device: only after a logged step.

@@ -27,12 +27,25 @@ class _NamesSent:
 
     def __init__(self):
         self._flags = weakref.WeakKeyDictionary()
+        # (writer, tag) pairs known sent on the host: an eager write (the
+        # callback's, every logged step) then reads no variable.
+        self._known = weakref.WeakKeyDictionary()
 
     def flag(self, writer, tag: str) -> tf.Variable:
         per_writer = self._flags.setdefault(writer, {})
         if tag not in per_writer:
             per_writer[tag] = plain_variable(False, "names_sent")
         return per_writer[tag]
+
+    def known_sent(self, writer, tag: str) -> bool:
+        known = self._known.setdefault(writer, set())
+        if tag not in known and bool(self.flag(writer, tag).numpy()):
+            known.add(tag)
+        return tag in known
+
+    def mark_sent(self, writer, tag: str) -> None:
+        self.flag(writer, tag).assign(True)
+        self._known.setdefault(writer, set()).add(tag)
 
 
 _names_sent = _NamesSent()
@@ -63,16 +76,20 @@ def _encoded(values) -> tf.Tensor:
 
 
 def _write_names_once(tag: str, value, step, full) -> tf.Tensor:
-    """Writes with `full` metadata the first time per writer and tag, then with
-    none: both TensorBoard loaders keep a time series' first metadata and
-    ignore the rest, and it would cost more bytes than a small table."""
-    sent = _names_sent.flag(_default_writer(), tag)
+    """Writes with `full` metadata (a callable making it) the first time per
+    writer and tag, then with none: both TensorBoard loaders keep a time
+    series' first metadata and ignore the rest, and it would cost more bytes
+    than a small table."""
+    writer = _default_writer()
     if tf.executing_eagerly():  # no cond to build: a few ms less per logged step
-        if bool(sent.numpy()):
+        if _names_sent.known_sent(writer, tag):
             return tf.summary.write(tag, value, step=step)
-        written = tf.summary.write(tag, value, step=step, metadata=full)
-        sent.assign(bool(written))
+        written = tf.summary.write(tag, value, step=step, metadata=full())
+        if bool(written):
+            _names_sent.mark_sent(writer, tag)
         return written
+    sent = _names_sent.flag(writer, tag)
+    full = full()
 
     def first():
         with tf.control_dependencies([tf.summary.write(tag, value, step=step, metadata=full)]):
@@ -82,6 +99,76 @@ def _write_names_once(tag: str, value, step, full) -> tf.Tensor:
         return tf.summary.write(tag, value, step=step)
 
     return tf.cond(sent.read_value(), later, first)
+
+
+class _SeriesWriters:
+    """Per summary writer, a function that writes many values of one tag in
+    one call: each eager `tf.summary.write` is several op calls, and the
+    callback writes the logged steps of up to a few dozen steps at once."""
+
+    def __init__(self):
+        self._functions = weakref.WeakKeyDictionary()
+
+    def write(self, tag: str, steps: Sequence[int], blobs: Sequence[bytes]) -> None:
+        writer = _default_writer()
+        function = self._functions.get(writer)
+        if function is None:
+            # Traced with this writer the default: its resource is captured.
+            spec = [tf.TensorSpec([], tf.string), tf.TensorSpec([None], tf.int64), tf.TensorSpec([None], tf.string)]
+            function = self._functions[writer] = tf.function(_write_series, input_signature=spec, autograph=False)
+        function(tf.constant(tag), tf.constant(list(steps), tf.int64), tf.constant(list(blobs)))
+
+
+def _write_series(tag, steps, blobs):
+    def body(i):
+        with tf.control_dependencies([tf.summary.write(tag, blobs[i], step=steps[i])]):
+            return i + 1
+
+    return tf.while_loop(lambda i: i < tf.shape(steps)[0], body, [tf.constant(0)])
+
+
+_series_writers = _SeriesWriters()
+
+
+def _write_records(tag: str, records, encode, full) -> None:
+    """Writes (step, values) records of one tag eagerly, the first with `full`
+    metadata (a callable making it) if the writer has none for the tag yet."""
+    records = list(records)
+    writer = _default_writer()
+    if records and not _names_sent.known_sent(writer, tag):
+        step, values = records.pop(0)
+        _write_names_once(tag, tf.constant(encode(values)), step, full)
+    if len(records) == 1:
+        tf.summary.write(tag, tf.constant(encode(records[0][1])), step=records[0][0])
+    elif records:
+        _series_writers.write(tag, [step for step, _ in records], [encode(values) for _, values in records])
+
+
+def write_norm_tables(names: metadata.NormTableNames, records) -> None:
+    """Writes (step, table) records (numpy tables, see `write_norm_table`) to
+    the default summary writer, eagerly, a batch in one call."""
+    _require_writer("write_norm_tables")
+    stored, derived = table_codec.split_stats(names.stats)
+    columns = [names.stats.index(s) for s in stored]
+
+    def encode(values) -> bytes:
+        values = np.asarray(values, np.float32)
+        return table_codec.encode(values[:, columns] if derived else values)
+
+    _write_records(names.tag(), records, encode, lambda: metadata.norm_table_metadata(names))
+
+
+def write_histogram_tables(names: metadata.NormTableNames, bins: int, records) -> None:
+    """Writes (step, histogram table) records (see `write_histograms`) to the
+    default summary writer, eagerly, a batch in one call."""
+    _require_writer("write_histogram_tables")
+    kinds = ("weight", "gradient")
+    _write_records(
+        metadata.histogram_tag(names, bins),
+        records,
+        lambda values: table_codec.encode(np.asarray(values, np.float32)),
+        lambda: metadata.histogram_metadata(names, kinds, bins),
+    )
 
 
 def write_norm_table(names: metadata.NormTableNames, values, step) -> tf.Tensor:
@@ -113,7 +200,7 @@ def write_norm_table(names: metadata.NormTableNames, values, step) -> tf.Tensor:
         names.tag(),
         stored_values,
         step,
-        metadata.norm_table_metadata(names),
+        lambda: metadata.norm_table_metadata(names),
     )
 
 
@@ -128,7 +215,7 @@ def write_histograms(names: metadata.NormTableNames, bins: int, values, step) ->
         metadata.histogram_tag(names, bins),
         lambda: _encoded(values() if callable(values) else values),
         step,
-        metadata.histogram_metadata(names, kinds, bins),
+        lambda: metadata.histogram_metadata(names, kinds, bins),
     )
 
 

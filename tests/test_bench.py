@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from bench import common, memory, overhead, size
+from bench import common, memory, overhead, size, user_fits
 from tb_weightnorm.optimizer_hook import BEFORE_UPDATE
 
 
@@ -16,6 +16,17 @@ def test_overhead_measures_every_variant_in_pairs(tmp_path):
         assert ratios["pairs"] == 1 and ratios["median"] > 0
     assert model["baseline_ms_per_step"] > 0
     assert "WeightHealthCallback, defaults" in overhead.markdown(result)
+    json.dumps(result)
+
+
+def test_user_fits_times_whole_fits_of_fresh_models(tmp_path):
+    result = user_fits.run(quick=True, workdir=str(tmp_path))
+    model = result["models"]["small_cnn"]
+    assert set(model["variants"]) == set(overhead.VARIANTS)
+    assert len(model["seconds"]["plain"]["fit"]) == 1 and model["plain_ms_per_step"] > 0
+    assert model["parameters"] > 0 and result["bandwidth_bytes_per_s"] > 0
+    text = user_fits.markdown(result)
+    assert "of Keras' trace" in text and "bandwidth limit" in text
     json.dumps(result)
 
 
