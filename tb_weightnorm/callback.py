@@ -353,7 +353,17 @@ class WeightHealthCallback(keras.callbacks.Callback):
         if recorder is None:
             return None
         kind = recorder.last_kind
-        norms, hists = recorder.drain()
+        writers = None
+        if self._chief and self._names is not None and self._names[0] is recorder.spec:
+            _, names, hist_names = self._names
+            with self._writer.as_default():
+                writers = recorder.series_writers(names, hist_names, self.options.histogram_bins)
+        if writers is not None:
+            # Read and written in one call; the tables come back for the diagnosis.
+            with self._writer.as_default():
+                norms, hists = recorder.drain(writers)
+        else:
+            norms, hists = recorder.drain()
         if not self._chief or not (norms or hists):
             return kind
         spec = recorder.spec
@@ -372,7 +382,9 @@ class WeightHealthCallback(keras.callbacks.Callback):
             self._undiagnosed = True
             self._unwatched_step = step
         with self._writer.as_default():
-            summary.write_norm_tables(names, norms)
+            # What the call that read them did not write (the first of a series).
+            if writers is None:
+                summary.write_norm_tables(names, norms)
             summary.write_histogram_tables(hist_names, self.options.histogram_bins, hists)
         return kind
 

@@ -24,7 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tb_weightnorm import metadata, optimizer_hook, tf_state
+from tb_weightnorm import metadata, optimizer_hook, summary, tf_state
 from tb_weightnorm.optimizer_hook import AppliedUpdateRecorder, LoggingTrainFunction, applied_steps
 from tb_weightnorm.tf_state import plain_variable
 
@@ -370,9 +370,20 @@ class ModelRecorders:
         """What the last execution logged: "plain", "norms" or "histograms"."""
         return self._function.last_kind if self._function is not None else "plain"
 
-    def drain(self) -> Tuple[List[Tuple[int, np.ndarray]], List[Tuple[int, np.ndarray]]]:
+    def series_writers(self, names, histogram_names, bins: int) -> Optional[tuple]:
+        """What `drain(writers)` writes with, for the default summary writer;
+        None where the tables must come to the host to be written (the
+        first of each series, or several optimizers' tables to merge)."""
+        if self.several:
+            return None
+        return summary.sent_series_writers(names, histogram_names, bins)
+
+    def drain(self, writers: Optional[tuple] = None) -> Tuple[List[Tuple[int, np.ndarray]], List[Tuple[int, np.ndarray]]]:
         """(norm tables, histograms) recorded since the last drain, one per
-        logged step, in step order."""
+        logged step, in step order; with `writers` (see `series_writers`),
+        also written, and the histograms not returned."""
+        if writers is not None:
+            return self.recorders[0].drain(writers)
         drained = [r.drain() for r in self.recorders]
         if not self.several:
             return drained[0]

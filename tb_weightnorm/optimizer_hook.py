@@ -110,18 +110,29 @@ class _RingBuffer:
             self.count.assign(0)
         return count, steps, values
 
+    def ordered(self, count, steps, values) -> Tuple[tf.Tensor, tf.Tensor]:
+        """In the graph, the (steps, values) `take` returned that were not
+        overwritten, oldest first."""
+        kept = tf.minimum(count, self.capacity)
+        slots = tf.math.floormod(tf.range(count - kept, count), self.capacity)
+        return tf.gather(steps, slots), tf.gather(values, slots)
+
+    def warn_lost(self, count: int) -> None:
+        """Says once if more was recorded than the buffer holds."""
+        if count > self.capacity and not self._lost_warned:
+            logger.warning(
+                "tb_weightnorm: %d logged steps were overwritten before they were written; "
+                "log less often or lower steps_per_execution.",
+                count - self.capacity,
+            )
+            self._lost_warned = True
+
     def records(self, count: int, steps: np.ndarray, values: np.ndarray) -> List[Tuple[int, np.ndarray]]:
         """The (step, values) records `take` returned, oldest first."""
         if count == 0:
             return []
+        self.warn_lost(count)
         kept = min(count, self.capacity)
-        if count > kept and not self._lost_warned:
-            logger.warning(
-                "tb_weightnorm: %d logged steps were overwritten before they were written; "
-                "log less often or lower steps_per_execution.",
-                count - kept,
-            )
-            self._lost_warned = True
         slots = [(count - kept + i) % self.capacity for i in range(kept)]
         return [(int(steps[s]), values[s]) for s in slots]
 
@@ -202,7 +213,8 @@ class AppliedUpdateRecorder:
         self.applied = False
         self.norms: Optional[_RingBuffer] = None
         self.histograms: Optional[_RingBuffer] = None
-        self._take: Optional[Callable] = None  # reads and resets the buffers (see drain)
+        # Functions that read and reset the buffers, by the writers they write with (see drain).
+        self._takes: Dict[Optional[tuple], Callable] = {}
         self._installed = False
         if ready_now:
             self._prepare()
@@ -328,17 +340,46 @@ class AppliedUpdateRecorder:
             "histogram buffer": buffer(self.histograms, "histograms"),
         }
 
-    def drain(self) -> Tuple[List[Tuple[int, np.ndarray]], List[Tuple[int, np.ndarray]]]:
+    def drain(self, writers: Optional[tuple] = None) -> Tuple[List[Tuple[int, np.ndarray]], List[Tuple[int, np.ndarray]]]:
         """(norm tables, histograms) recorded since the last drain, as
-        (step, values) in step order."""
+        (step, values) in step order.
+
+        Args:
+            writers: (key, norm table writer, histogram writer): functions
+                that write (steps, values) inside a graph (see
+                `summary.series_writer`), called in the same function that
+                reads the buffers, so a logged step is read and written in
+                one call; the histograms written so are not returned. `key`
+                names the writers (their summary writer and tags).
+        """
         if not self.unread or self.norms is None:
             return [], []
         self.unread = False
         rings = [r for r in (self.norms, self.histograms) if r is not None]
-        if self._take is None:
-            self._take = tf.function(lambda: [ring.take() for ring in rings], autograph=False)
-        taken = [[t.numpy() for t in ring] for ring in self._take()]
-        drained = [ring.records(int(count), steps, values) for ring, (count, steps, values) in zip(rings, taken)]
+        key = writers[0] if writers is not None else None
+        if key not in self._takes:
+            write = list(writers[1:]) if writers is not None else [None, None]
+
+            def take():
+                taken = [ring.take() for ring in rings]
+                written = [
+                    w(*ring.ordered(*t)) for ring, t, w in zip(rings, taken, write) if w is not None
+                ]
+                with tf.control_dependencies(written):
+                    # Histograms written here need not come to the host.
+                    return [taken[0]] + [
+                        (t[0], t[1][:0], t[2][:0]) if w is not None else t for t, w in zip(taken[1:], write[1:])
+                    ]
+
+            self._takes[key] = tf.function(take, autograph=False)
+        taken = [[t.numpy() for t in ring] for ring in self._takes[key]()]
+        drained = []
+        for i, (ring, (count, steps, values)) in enumerate(zip(rings, taken)):
+            if i > 0 and writers is not None and writers[2] is not None:
+                ring.warn_lost(int(count))
+                drained.append([])
+            else:
+                drained.append(ring.records(int(count), steps, values))
         return drained[0], drained[1] if len(drained) > 1 else []
 
     # -- in the train step -------------------------------------------------

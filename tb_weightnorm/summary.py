@@ -6,6 +6,7 @@ the same functions, so both produce the same wire format.
 
 from __future__ import annotations
 
+import itertools
 import json
 import weakref
 from typing import Optional, Sequence
@@ -169,6 +170,54 @@ def write_histogram_tables(names: metadata.NormTableNames, bins: int, records) -
         lambda values: table_codec.encode(np.asarray(values, np.float32)),
         lambda: metadata.histogram_metadata(names, kinds, bins),
     )
+
+
+_tokens = weakref.WeakKeyDictionary()
+_next_token = itertools.count()
+
+
+def _writer_token(writer) -> int:
+    """A number for each summary writer, never given to another one (an id
+    can be: a later writer may get a closed one's)."""
+    if writer not in _tokens:
+        _tokens[writer] = next(_next_token)
+    return _tokens[writer]
+
+
+def series_writer(tag: str, columns: Optional[Sequence[int]] = None):
+    """A function that writes (steps [k], values [k, ...]) of one tag from
+    inside a `tf.function`, to the summary writer that is the default when
+    that function is traced: the callback reads its buffers and writes what
+    they held in one call. `columns` are those of the last axis to store."""
+
+    def write(steps, values):
+        if columns is not None:
+            values = tf.gather(values, list(columns), axis=-1)
+
+        def body(i):
+            blob = tf.numpy_function(table_codec.encode, [values[i]], tf.string, stateful=False)
+            with tf.control_dependencies([tf.summary.write(tag, tf.reshape(blob, []), step=steps[i])]):
+                return i + 1
+
+        return tf.while_loop(lambda i: i < tf.shape(steps)[0], body, [tf.constant(0)])
+
+    return write
+
+
+def sent_series_writers(names: metadata.NormTableNames, histogram_names: metadata.NormTableNames, bins: int):
+    """(key, norm table writer, histogram writer) of `series_writer`s for the
+    default summary writer, once it holds the first event (with the names)
+    of both series; else None, and the first ones go through
+    `write_norm_tables` and `write_histogram_tables`."""
+    writer = _require_writer("sent_series_writers")
+    table_tag, histogram_tag = names.tag(), metadata.histogram_tag(histogram_names, bins)
+    if not _names_sent.known_sent(writer, table_tag):
+        return None
+    stored, derived = table_codec.split_stats(names.stats)
+    columns = [names.stats.index(s) for s in stored] if derived else None
+    histograms = series_writer(histogram_tag) if _names_sent.known_sent(writer, histogram_tag) else None
+    key = (_writer_token(writer), table_tag, histogram_tag if histograms is not None else None)
+    return key, series_writer(table_tag, columns), histograms
 
 
 def write_norm_table(names: metadata.NormTableNames, values, step) -> tf.Tensor:
