@@ -371,7 +371,7 @@ class AppliedUpdateRecorder:
                         (t[0], t[1][:0], t[2][:0]) if w is not None else t for t, w in zip(taken[1:], write[1:])
                     ]
 
-            self._takes[key] = tf.function(take, autograph=False)
+            self._takes[key] = tf_state.own_function(take)
         taken = [[t.numpy() for t in ring] for ring in self._takes[key]()]
         drained = []
         for i, (ring, (count, steps, values)) in enumerate(zip(rings, taken)):
@@ -469,7 +469,7 @@ class AppliedUpdateRecorder:
             else:
                 record = self._record_histograms
             # A train step run eagerly stays eager.
-            self._recordings[key] = record if tf.executing_eagerly() else tf.function(record, autograph=False)
+            self._recordings[key] = record if tf.executing_eagerly() else tf_state.own_function(record)
         return self._recordings[key]
 
     def _record_norms(self, step, gradients: Dict[int, object], before, all_grads, all_vars):

@@ -116,7 +116,7 @@ class _SeriesWriters:
         if function is None:
             # Traced with this writer the default: its resource is captured.
             spec = [tf.TensorSpec([], tf.string), tf.TensorSpec([None], tf.int64), tf.TensorSpec([None], tf.string)]
-            function = self._functions[writer] = tf.function(_write_series, input_signature=spec, autograph=False)
+            function = self._functions[writer] = tf_state.own_function(_write_series, input_signature=spec)
         function(tf.constant(tag), tf.constant(list(steps), tf.int64), tf.constant(list(blobs)))
 
 

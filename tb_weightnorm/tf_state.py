@@ -104,3 +104,18 @@ def values_if(pred, fn, otherwise):
         return list(cond_v2.indexed_case(index, [otherwise, fn], lower_using_switch_merge=False))
     except (ImportError, AttributeError, TypeError):  # the private API moved: the portable cond
         return list(tf.cond(pred, fn, otherwise))
+
+
+def own_function(python_function, **kwargs):
+    """`tf.function(python_function, autograph=False, **kwargs)`, for one of
+    the functions each recorder or summary writer makes of the same code.
+
+    TensorFlow counts traces by code, not by function: a sweep that trains
+    many models in one process would trace that code once per model and read
+    "triggered tf.function retracing" warnings about work that is traced
+    once per model by design.
+    """
+    function = tf.function(python_function, autograph=False, **kwargs)
+    if hasattr(function, "_omit_frequent_tracing_warning"):
+        function._omit_frequent_tracing_warning = True  # pylint: disable=protected-access
+    return function

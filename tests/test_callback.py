@@ -1,5 +1,6 @@
 """WeightHealthCallback in model.fit: the gradients logged are the ones applied."""
 
+import logging
 from unittest import mock
 
 import keras
@@ -314,3 +315,20 @@ def test_automatic_kernel_grids_come_back_once_enough_time_has_passed(tmp_path):
 def test_bad_arguments_are_clear_errors(kwargs, error, message):
     with pytest.raises(error, match=message):
         tb_weightnorm.WeightHealthCallback(**kwargs)
+
+
+def test_a_sweep_of_models_in_one_process_reads_no_retracing_warning(tmp_path, caplog):
+    # Each model traces its own logging step and buffer reader, from the
+    # same code: TensorFlow would call that "retracing" after five models.
+    x, y = _data(32)
+    tf_logger = logging.getLogger("tensorflow")  # it may not propagate to the root logger
+    tf_logger.addHandler(caplog.handler)
+    try:
+        for run in range(7):
+            model = _model()
+            callback = tb_weightnorm.WeightHealthCallback(tmp_path / str(run), every_n_steps=1, histogram_every_n_steps=1)
+            model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[callback])
+    finally:
+        tf_logger.removeHandler(caplog.handler)
+    assert not [r for r in caplog.records if "retracing" in r.getMessage()]
+    assert len(_tables(str(tmp_path / "6" / "train"))[1]) == 4
