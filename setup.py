@@ -1,7 +1,7 @@
 """Packaging for tb_weightnorm.
 
 The frontend (TypeScript in tb_weightnorm_frontend/) is bundled into
-tb_weightnorm/static/index.js at build time, so `pip install .` from a clone
+tb_weightnorm/plugin/static/index.js at build time, so `pip install .` from a clone
 needs Node.js and npm, while a built wheel or an sdist that already holds the
 bundle needs neither.
 """
@@ -16,7 +16,7 @@ from setuptools.command.build import build
 
 ROOT = pathlib.Path(__file__).resolve().parent
 FRONTEND = ROOT / "tb_weightnorm_frontend"
-BUNDLE = ROOT / "tb_weightnorm" / "static" / "index.js"
+BUNDLE = ROOT / "tb_weightnorm" / "plugin" / "static" / "index.js"
 
 
 def _newest_source_mtime() -> float:
@@ -69,8 +69,8 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["tb_weightnorm", "tb_weightnorm.*"]),
     package_data={
-        "tb_weightnorm": ["static/*", "http_api.md"],
-        "tb_weightnorm.proto": ["*.proto"],
+        "tb_weightnorm.plugin": ["static/*", "http_api.md"],
+        "tb_weightnorm.wire.proto": ["*.proto"],
     },
     install_requires=[
         "tensorflow>=2.21,<2.22",

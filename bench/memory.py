@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import tb_weightnorm  # noqa: E402
 from bench import common, models  # noqa: E402
-from tb_weightnorm.optimizer_hook import BEFORE_UPDATE  # noqa: E402
+from tb_weightnorm.writer.optimizer_hook import BEFORE_UPDATE  # noqa: E402
 
 SETTINGS = {
     "defaults": {},

@@ -333,7 +333,9 @@ def _write(logdir: str, variables: int, steps: int) -> Dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
-    from tb_weightnorm import metadata, model_variables, summary, table
+    from tb_weightnorm.graph import model_variables
+    from tb_weightnorm.writer import summary
+    from tb_weightnorm.graph import table
 
     rows = model_rows(variables)
     tracked = [model_variables.TrackedVariable(None, r.path, r.layer, True, None, r.has_units) for r in rows]

@@ -28,7 +28,8 @@ from tensorboard.compat.proto import event_pb2  # noqa: E402
 
 import tb_weightnorm  # noqa: E402
 from bench import common, models  # noqa: E402
-from tb_weightnorm import metadata, model_variables  # noqa: E402
+from tb_weightnorm.wire import metadata  # noqa: E402
+from tb_weightnorm.graph import model_variables
 
 _FRAMING = 16  # length (8) and two CRCs (4 + 4) around each record
 _KINDS = {

@@ -13,14 +13,14 @@ __all__ = [
 __version__ = "0.1.0"
 
 _LAZY = {
-    "WeightHealthCallback": "tb_weightnorm.callback",
-    "log": "tb_weightnorm.summary",
-    "load": "tb_weightnorm.export",
-    "load_histograms": "tb_weightnorm.export",
-    "load_findings": "tb_weightnorm.export",
-    "export_csv": "tb_weightnorm.csv_export",
-    "LogOptions": "tb_weightnorm.options",
-    "WeightHealthAlert": "tb_weightnorm.alerts",
+    "WeightHealthCallback": "tb_weightnorm.writer.callback",
+    "log": "tb_weightnorm.writer.summary",
+    "load": "tb_weightnorm.read.export",
+    "load_histograms": "tb_weightnorm.read.export",
+    "load_findings": "tb_weightnorm.read.export",
+    "export_csv": "tb_weightnorm.read.csv_export",
+    "LogOptions": "tb_weightnorm.writer.options",
+    "WeightHealthAlert": "tb_weightnorm.writer.alerts",
 }
 # Submodules reachable as attributes without importing them first.
 _SUBMODULES = ("snapshots",)

@@ -1,0 +1,1 @@
+"""What the tests share: factories of models and logs, training helpers, servers and a browser."""
