@@ -1,10 +1,10 @@
 // Entry point: TensorBoard's plugin_entry.html imports this module and calls render().
 
 import {App} from './app';
-import {createDataClient} from './data_client';
-import {connectToHost} from './host_client';
-import {injectStyles} from './styles';
-import {followHostTheme} from './theme';
+import {createDataClient} from './api/client';
+import {connectToHost} from './host/client';
+import {injectStyles} from './ui/styles';
+import {followHostTheme} from './ui/theme';
 
 export function render(): void {
   injectStyles();

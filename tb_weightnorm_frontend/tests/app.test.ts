@@ -1,14 +1,12 @@
 // @vitest-environment happy-dom
 import {describe, expect, it} from 'vitest';
 import {App, type HostPort} from '../src/app';
+import type {CompareWhat, DataClient, HeatmapOptions} from '../src/api/client';
 import {
   ApiError,
-  type CompareWhat,
   type Comparison,
-  type DataClient,
   type Finding,
   type Heatmap,
-  type HeatmapOptions,
   type HistogramKind,
   type HistogramSet,
   type KernelGrid,
@@ -17,8 +15,8 @@ import {
   type SnapshotDistance,
   type SnapshotList,
   type StatSeries,
-} from '../src/data_client';
-import {DARK, LIGHT, type Theme} from '../src/theme';
+} from '../src/api/types';
+import {DARK, LIGHT, type Theme} from '../src/ui/theme';
 import {EMPTY_MESSAGE} from '../src/views/empty_state';
 import type {HeatmapView} from '../src/views/heatmap';
 import type {LayerDetailHandlers, LayerDetailModel, LayerDetailView} from '../src/views/layer_detail';

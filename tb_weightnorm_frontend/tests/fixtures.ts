@@ -1,5 +1,5 @@
 // Small builders of the data client's shapes, for tests of the pure modules.
-import type {CompareRun, NormTable, RunInfo, StatValue, TableRow} from '../src/data_client';
+import type {CompareRun, NormTable, RunInfo, StatValue, TableRow} from '../src/api/types';
 
 /** A run as GET runs decodes it; only what a test names differs from an empty run. */
 export function runInfo(run: string, fields: Partial<Omit<RunInfo, 'run'>> = {}): RunInfo {

@@ -39,7 +39,7 @@ def test_wheel_holds_the_bundle_and_the_entry_point(tmp_path):
     (wheel,) = tmp_path.glob("tb_weightnorm-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
-        assert "tb_weightnorm/static/index.js" in names
+        assert "tb_weightnorm/plugin/static/index.js" in names
         assert "tb_weightnorm/proto/plugin_data_pb2.py" in names
         assert "tb_weightnorm/proto/plugin_data.proto" in names
         assert "tb_weightnorm/http_api.md" in names
@@ -47,7 +47,7 @@ def test_wheel_holds_the_bundle_and_the_entry_point(tmp_path):
         text = archive.read(entry_points).decode()
         assert "[tensorboard_plugins]" in text
         assert "weight_health = tb_weightnorm.plugin:WeightHealthLoader" in text
-        bundle = archive.read("tb_weightnorm/static/index.js")
+        bundle = archive.read("tb_weightnorm/plugin/static/index.js")
     assert b"render" in bundle
 
     # Installed into a fresh environment with no Node.js on its PATH, the

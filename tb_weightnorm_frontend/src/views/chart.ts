@@ -1,9 +1,9 @@
 // A line chart of one stat over steps (uPlot): one line per run and variable.
 
 import uPlot from 'uplot';
-import type {ChartModel} from '../chart_data';
-import {formatNumber} from '../format';
-import {LIGHT, type Theme} from '../theme';
+import type {ChartModel} from '../models/chart_data';
+import {formatNumber} from '../ui/format';
+import {LIGHT, type Theme} from '../ui/theme';
 import {el} from './dom';
 
 const HEIGHT = 240;

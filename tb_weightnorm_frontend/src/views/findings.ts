@@ -1,8 +1,8 @@
 // The findings of the diagnosis, most severe first (the server sorts them).
 // Names and messages go in as text, never as HTML.
 
-import type {Finding} from '../data_client';
-import {formatNumber} from '../format';
+import type {Finding} from '../api/types';
+import {formatNumber} from '../ui/format';
 import {clear, el} from './dom';
 
 export interface FindingsView {

@@ -5,8 +5,8 @@
 
 import {axisBottom} from 'd3-axis';
 import {create, pointer, select} from 'd3-selection';
-import type {Heatmap} from '../data_client';
-import {formatNumber} from '../format';
+import type {Heatmap} from '../api/types';
+import {formatNumber} from '../ui/format';
 import {
   SCHEME,
   buildHeatmapModel,
@@ -21,9 +21,9 @@ import {
   rowTop,
   stepScale,
   stepTicks,
-} from '../heatmap_model';
-import type {HeatmapLayout, HeatmapModel, ValueScale} from '../heatmap_model';
-import {LIGHT, type Theme} from '../theme';
+} from '../models/heatmap_model';
+import type {HeatmapLayout, HeatmapModel, ValueScale} from '../models/heatmap_model';
+import {LIGHT, type Theme} from '../ui/theme';
 import {clear, el} from './dom';
 
 export interface HeatmapViewOptions {

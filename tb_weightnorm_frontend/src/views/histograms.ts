@@ -9,11 +9,11 @@ import type {ScaleLinear} from 'd3-scale';
 import {create, pointer} from 'd3-selection';
 import type {Selection} from 'd3-selection';
 import {area, line} from 'd3-shape';
-import type {HistogramSet} from '../data_client';
-import {formatNumber} from '../format';
-import {buildHistogramModel, readoutAt, outlinePoints} from '../histogram_model';
-import type {HistogramCurve, HistogramModel} from '../histogram_model';
-import type {Theme} from '../theme';
+import type {HistogramSet} from '../api/types';
+import {formatNumber} from '../ui/format';
+import {buildHistogramModel, readoutAt, outlinePoints} from '../models/histogram_model';
+import type {HistogramCurve, HistogramModel} from '../models/histogram_model';
+import type {Theme} from '../ui/theme';
 import {clear, el} from './dom';
 
 export type HistogramMode = 'offset' | 'overlay';

@@ -2,8 +2,8 @@
 // with a slider over the images. The images are plain URLs, so sliding swaps
 // the <img> source at once without asking the app to fetch anything.
 
-import type {KernelGrid, KernelImage} from '../data_client';
-import {formatNumber} from '../format';
+import type {KernelGrid, KernelImage} from '../api/types';
+import {formatNumber} from '../ui/format';
 import {clear, el} from './dom';
 
 export interface KernelGridView {
@@ -16,7 +16,7 @@ export interface KernelGridView {
 /** About how wide the image is shown: small PNGs are scaled up by a whole factor to near this. */
 export const TARGET_WIDTH = 320;
 
-/** The diverging ramp of tb_weightnorm/kernel_grid.py (_ANCHOR_RGB), for the legend. */
+/** The diverging ramp of tb_weightnorm/graph/kernel_grid.py (_ANCHOR_RGB), for the legend. */
 const DIVERGING_RAMP = ['rgb(49,54,149)', 'rgb(116,173,209)', 'rgb(255,255,255)', 'rgb(244,109,67)', 'rgb(165,0,38)'];
 const NAN_COLOUR = 'rgb(0,0,0)';
 const INF_COLOUR = 'rgb(255,255,0)';

@@ -1,23 +1,14 @@
 // The detail of one layer: its stats over steps with several runs overlaid,
 // the histograms of one of its variables, and its conv kernel grid.
 
-import type {ChartModel} from '../chart_data';
-import type {HistogramKind, HistogramSet, KernelGrid} from '../data_client';
-import type {HistogramMode} from '../state';
-import type {Theme} from '../theme';
+import type {ChartModel} from '../models/chart_data';
+import type {HistogramKind, HistogramSet, KernelGrid} from '../api/types';
+import type {HistogramMode} from '../state/state';
+import type {Theme} from '../ui/theme';
 import {createChart, type ChartView} from './chart';
 import {clear, el} from './dom';
 import {createHistograms, type HistogramsView} from './histograms';
 import {createKernelGrid, type KernelGridView} from './kernel_grid';
-
-/** The stats charted for a layer, in this order, when the run logged them. */
-export const LAYER_STATS: readonly string[] = [
-  'gradient/l2',
-  'weight/l2',
-  'update/ratio',
-  'gradient/dead_fraction',
-  'weight/dist_init',
-];
 
 export interface LayerDetailHandlers {
   onBack: () => void;
@@ -137,7 +128,7 @@ export function createLayerDetail(handlers: LayerDetailHandlers): LayerDetailVie
         chart.element.dataset.stat = stat;
         charts.set(stat, chart);
       }
-      chartGrid.appendChild(chart.element); // keeps LAYER_STATS order
+      chartGrid.appendChild(chart.element); // keeps the order of model.charts
       chart.update(chartModel, {theme: model.theme, markedStep: model.step, message: message ?? `Loading ${stat}\u2026`});
     }
   };

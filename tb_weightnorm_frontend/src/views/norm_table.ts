@@ -1,9 +1,9 @@
 // "Norms at step N": one row per variable at one chosen step, sortable by any
 // column, filterable by name, NaN/Inf marked. A click on a row opens its layer.
 
-import type {NormTable, StatValue} from '../data_client';
-import {formatExact, formatNumber, isNonFinite} from '../format';
-import {NONFINITE_COLUMN, TABLE_COLUMNS, nonFiniteCount, statValue, visibleRows, type TableOrder} from '../table_model';
+import type {NormTable, StatValue} from '../api/types';
+import {formatExact, formatNumber, isNonFinite} from '../ui/format';
+import {NONFINITE_COLUMN, TABLE_COLUMNS, nonFiniteCount, statValue, visibleRows, type TableOrder} from '../models/table_model';
 import {clear, el} from './dom';
 
 export interface NormTableHandlers {

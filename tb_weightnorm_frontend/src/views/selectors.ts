@@ -1,6 +1,6 @@
 // Header: the run selector and the stat selector.
 
-import type {RunInfo} from '../data_client';
+import type {RunInfo} from '../api/types';
 import {clear, el} from './dom';
 
 export interface SelectorsView {

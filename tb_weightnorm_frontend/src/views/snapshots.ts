@@ -1,9 +1,9 @@
 // "Weight snapshots": pick two snapshots of the run and see how far each layer
 // (and each of its variables) moved between them. A click on a layer row opens it.
 
-import type {SnapshotDistance, SnapshotInfo, StatValue} from '../data_client';
-import {formatExact, formatNumber} from '../format';
-import {distanceRows, snapshotLabel, type SnapshotPair} from '../snapshot_model';
+import type {SnapshotDistance, SnapshotInfo, StatValue} from '../api/types';
+import {formatExact, formatNumber} from '../ui/format';
+import {distanceRows, snapshotLabel, type SnapshotPair} from '../models/snapshot_model';
 import {clear, el} from './dom';
 
 export interface SnapshotsHandlers {
