@@ -24,7 +24,7 @@ PLUGIN_ROUTES = "/data/plugin/weight_health/"
 FULL = {"variables": 1000, "steps": 2000}
 QUICK = {"variables": 40, "steps": 50}
 
-# What the tab asks for (tb_weightnorm_frontend/src/app.ts): compare points
+# What the tab asks for (tb_weightnorm_frontend/src/app.ts, CHART_POINTS): compare points
 # and histograms per run, and the layer detail's charts.
 CHART_POINTS = 1000
 HISTOGRAMS_PER_RUN = 60

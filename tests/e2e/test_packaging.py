@@ -40,9 +40,9 @@ def test_wheel_holds_the_bundle_and_the_entry_point(tmp_path):
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
         assert "tb_weightnorm/plugin/static/index.js" in names
-        assert "tb_weightnorm/proto/plugin_data_pb2.py" in names
-        assert "tb_weightnorm/proto/plugin_data.proto" in names
-        assert "tb_weightnorm/http_api.md" in names
+        assert "tb_weightnorm/wire/proto/plugin_data_pb2.py" in names
+        assert "tb_weightnorm/wire/proto/plugin_data.proto" in names
+        assert "tb_weightnorm/plugin/http_api.md" in names
         (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
         text = archive.read(entry_points).decode()
         assert "[tensorboard_plugins]" in text
