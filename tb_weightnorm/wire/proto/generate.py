@@ -28,7 +28,7 @@ def main() -> int:
         print(f"grpcio-tools {found} found; install 'grpcio-tools==1.74.*' (see module docstring).")
         return 2
     here = pathlib.Path(__file__).resolve().parent
-    root = here.parent.parent
+    root = here.parents[2]  # the repository: the proto is named by its path from there
     include = pathlib.Path(grpc_tools.__file__).parent / "_proto"
     return protoc.main(
         [
