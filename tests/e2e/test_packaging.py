@@ -8,7 +8,7 @@ import sysconfig
 import zipfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _see_the_current_site_packages(python: Path) -> None:
@@ -58,10 +58,10 @@ def test_wheel_holds_the_bundle_and_the_entry_point(tmp_path):
     _see_the_current_site_packages(python)
     subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(wheel)], check=True)
     code = (
-        "import importlib.metadata as m, pathlib, tb_weightnorm.plugin as p;"
+        "import importlib.metadata as m, pathlib, tb_weightnorm.plugin as p, tb_weightnorm.plugin.weight_health_plugin as w;"
         "ep = [e for e in m.entry_points(group='tensorboard_plugins') if e.name == 'weight_health'][0];"
         "assert ep.load() is p.WeightHealthLoader;"
-        "print(p._STATIC / 'index.js')"
+        "print(w._STATIC / 'index.js')"
     )
     result = subprocess.run(
         [str(python), "-c", code], cwd=tmp_path, env={"PATH": str(venv / "bin")}, capture_output=True, text=True
