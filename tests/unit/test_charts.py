@@ -1,5 +1,8 @@
 """Thinning a run's logged steps into columns (read/charts.py)."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -90,3 +93,17 @@ def test_bad_arguments_are_refused():
         charts.reduce_buckets(np.zeros((2, 1)), np.array([0]), "median")
     with pytest.raises(ValueError, match="k must"):
         charts.evenly_spaced(10, 0)
+
+
+def test_charts_need_neither_tensorboard_nor_tensorflow():
+    """Backend-neutral: the host's numpy is all a chart of any run needs."""
+    code = (
+        "import sys, numpy as np;"
+        "sys.modules.update(dict.fromkeys(['tensorboard', 'tensorflow', 'keras', 'werkzeug', 'google.protobuf']));"
+        "from tb_weightnorm.read import charts;"
+        "from tb_weightnorm.read.history import NormHistory;"
+        "h = NormHistory('r', np.arange(4), np.zeros(4), ('v',), ('l',), ('weight/l2',), np.ones((4, 1, 1)));"
+        "assert charts.thin(h, h.column('weight/l2'), 2, 'max').steps.tolist() == [1, 3]"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
