@@ -1,20 +1,36 @@
-"""Shapes numbers for the plugin's JSON responses: thinning long runs into
-columns, rounding, and spelling NaN and infinities the way JSON can carry.
+"""Shapes the plugin's JSON responses (see http_api.md): the objects each
+route answers, numbers rounded, and NaN and infinities spelt the way JSON can
+carry. What the values are (a long run thinned into columns, the non-finite
+counts of a heatmap) is computed in `read/charts.py`.
 
-Pure numpy (no TensorFlow, no TensorBoard, no HTTP): every function works on
-whole arrays at once, so a response for a long run costs a few array
-operations rather than a Python loop per value.
+No TensorFlow, no TensorBoard, no HTTP. Values are encoded a whole array at
+a time, so a response for a long run costs a few array operations rather than
+a Python loop per value.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Optional, Tuple
+import os
+import urllib.parse
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-# How a bucket of logged steps becomes one column.
-REDUCES = ("max", "min", "mean", "last")
+from tb_weightnorm import diagnosis, schema, snapshots
+from tb_weightnorm.read.charts import Thinned
+from tb_weightnorm.read.history import NormHistory
+from tb_weightnorm.snapshots import distance
+
+if TYPE_CHECKING:  # they read through TensorBoard; these bodies need only their fields
+    from tb_weightnorm.read.histogram_tables import HistogramNames, VariableHistograms
+    from tb_weightnorm.read.kernel_grids import KernelGridHistory, KernelGridInfo
+
+# Significant digits of the values of heatmaps and comparisons: a colour or a
+# line cannot show more, and they halve the size of a response.
+DIGITS = 4
+# Histogram edges keep float32's precision (they place the buckets).
+EDGE_DIGITS = 7
 
 
 def json_number(value: float) -> Any:
@@ -81,70 +97,339 @@ def json_counts(values: np.ndarray) -> List[Any]:
     return out.tolist()
 
 
-def bucket_starts(n_steps: int, max_columns: int) -> np.ndarray:
-    """Where each column's bucket of logged steps starts (indices into the steps).
-
-    At most `max_columns` buckets of contiguous logged steps, their sizes
-    differing by at most one; one bucket per step when the run is short
-    enough.
-    """
-    if max_columns < 1:
-        raise ValueError(f"max_columns must be at least 1; got {max_columns}")
-    k = min(n_steps, max_columns)
-    return (np.arange(k, dtype=np.int64) * n_steps) // max(k, 1)
+# -- the objects of the routes' bodies -------------------------------------------
 
 
-def bucket_steps(steps: np.ndarray, starts: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """(first, last) logged step of each bucket."""
-    steps = np.asarray(steps)
-    if len(starts) == 0:
-        return steps[:0], steps[:0]
-    ends = np.append(starts[1:], len(steps))
-    return steps[starts], steps[ends - 1]
-
-
-def reduce_buckets(values: np.ndarray, starts: np.ndarray, how: str) -> np.ndarray:
-    """Reduces each bucket of rows (axis 0) of `values` to one row.
-
-    NaN means "not measured" and is skipped: a bucket with no measured value
-    is NaN. Infinities are values like any other (an overflowing norm must
-    not vanish from a thinned view): `max` keeps +inf, `mean` becomes
-    infinite. `last` is the last measured value of the bucket.
+def thinned_fields(thinned: Thinned, *, wall_times: bool = True) -> Dict[str, Any]:
+    """The fields of a thinned response saying which logged steps each column
+    stands for (see "Long runs" in http_api.md).
 
     Args:
-        values: float [steps, ...].
-        starts: from `bucket_starts`.
-        how: one of `REDUCES`.
+        thinned: from `charts.thin`.
+        wall_times: whether to say each column's wall time.
     """
-    if how not in REDUCES:
-        raise ValueError(f"how must be one of {', '.join(REDUCES)}; got {how!r}")
-    v = np.asarray(values, dtype=np.float64)
-    if len(starts) == 0:
-        return v[:0]
-    measured = ~np.isnan(v)
-    if how == "max":
-        return np.fmax.reduceat(v, starts, axis=0)
-    if how == "min":
-        return np.fmin.reduceat(v, starts, axis=0)
-    if how == "mean":
-        sums = np.add.reduceat(np.where(measured, v, 0.0), starts, axis=0)
-        counts = np.add.reduceat(measured.astype(np.int64), starts, axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-    index = np.arange(len(v)).reshape((-1,) + (1,) * (v.ndim - 1))
-    last = np.maximum.reduceat(np.where(measured, index, -1), starts, axis=0)
-    picked = np.take_along_axis(v, np.maximum(last, 0), axis=0)
-    return np.where(last >= 0, picked, np.nan)
+    fields: Dict[str, Any] = {
+        "logged_steps": thinned.logged_steps,
+        "reduce": thinned.reduce,
+        "steps": thinned.steps.tolist(),
+        "first_steps": thinned.first_steps.tolist(),
+    }
+    if wall_times:
+        fields["wall_times"] = json_values(thinned.wall_times)
+    return fields
 
 
-def evenly_spaced(n: int, k: int) -> np.ndarray:
-    """At most `k` indices into `n` items, evenly spaced, always with the last
-    (and with the first when k > 1)."""
-    if k < 1:
-        raise ValueError(f"k must be at least 1; got {k}")
-    if n <= k:
-        return np.arange(n, dtype=np.int64)
-    if k == 1:
-        return np.array([n - 1], dtype=np.int64)
-    # n > k, so the spacing exceeds 1 and rounding never repeats an index.
-    return np.round(np.linspace(0, n - 1, k)).astype(np.int64)
+def series_objects(
+    history: NormHistory,
+    rows: Sequence[int],
+    values: np.ndarray,
+    digits: Optional[int],
+    *,
+    flag_global: bool = False,
+) -> List[Dict[str, Any]]:
+    """One {layer, variable, values} per row of `history`.
+
+    Args:
+        history: the run.
+        rows: indices into `history.variables`.
+        values: [columns, len(rows)].
+        digits: significant digits kept, all when None.
+        flag_global: whether each also says if it is the whole-model row.
+    """
+    encoded = json_values(values.T, digits)
+    out = []
+    for i, v in zip(rows, encoded):
+        entry: Dict[str, Any] = {"layer": history.layers[i], "variable": history.variables[i]}
+        if flag_global:
+            entry["global"] = history.variables[i] == schema.GLOBAL_ROW
+        entry["values"] = v
+        out.append(entry)
+    return out
+
+
+def with_nonfinite(rows: List[Dict[str, Any]], counts: Optional[np.ndarray]) -> List[Dict[str, Any]]:
+    """Adds `nonfinite` (counts per column) to the rows that have any.
+
+    Args:
+        rows: a heatmap's rows.
+        counts: [columns, len(rows)], or None when there are none.
+    """
+    if counts is None:
+        return rows
+    for row, row_counts in zip(rows, counts.T):
+        if np.any(row_counts > 0):
+            row["nonfinite"] = [int(c) for c in row_counts]
+    return rows
+
+
+def heatmap_body(
+    run: str, stat: str, by: str, max_steps: int, thinned: Thinned, rows: List[Dict[str, Any]]
+) -> Dict[str, Any]:
+    """The body of `heatmap` (its rows already encoded).
+
+    Args:
+        run, stat, by, max_steps: as asked (`max_steps` after the cap).
+        thinned: the heatmap's values, thinned.
+        rows: the encoded rows of `thinned.values`.
+    """
+    fields = thinned_fields(thinned, wall_times=False)
+    return {"run": run, "stat": stat, "by": by, "max_steps": max_steps, **fields, "rows": rows}
+
+
+def table_body(history: NormHistory, index: int) -> Dict[str, Any]:
+    """The body of `table`: every stat of every variable at one logged step.
+
+    Args:
+        history: the run.
+        index: the logged step's index into `history.steps`.
+    """
+    rows = json_values(history.values[index])
+    return {
+        "run": history.run,
+        "step": int(history.steps[index]),
+        "wall_time": json_number(history.wall_times[index]),
+        "steps": history.steps.tolist(),
+        "stats": list(history.stats),
+        "rows": [
+            {"layer": layer, "variable": variable, "values": values}
+            for variable, layer, values in zip(history.variables, history.layers, rows)
+        ],
+    }
+
+
+def run_object(
+    run: str,
+    tables: Sequence[schema.NormTableNames],
+    last_step: int,
+    histograms: Sequence["HistogramNames"],
+    histograms_last_step: Optional[int],
+    kernel_grids: Mapping[str, Tuple["KernelGridInfo", int]],
+) -> Dict[str, Any]:
+    """What a run holds (an entry of `runs`), from its metadata alone.
+
+    Args:
+        run: the run.
+        tables: the names of each of its norm table series.
+        last_step: the last step of any of them.
+        histograms: the names of each of its histogram series.
+        histograms_last_step: the last step of any of them.
+        kernel_grids: {variable: (its kernel grid, its last step)}.
+    """
+    variables = {v: l for names in tables for v, l in zip(names.variables, names.layers)}
+    stats = {s: None for names in tables for s in names.stats}
+    notes = sorted({names.gradient_note for names in tables if names.gradient_note})
+    return {
+        "run": run,
+        "last_step": last_step,
+        "variables": sum(v != schema.GLOBAL_ROW for v in variables),
+        "global_row": schema.GLOBAL_ROW in variables,
+        "layers": list(dict.fromkeys(l for v, l in variables.items() if v != schema.GLOBAL_ROW)),
+        "stats": list(stats),
+        "gradient_note": "; ".join(notes),
+        "histograms": {
+            "kinds": list(dict.fromkeys(k for n in histograms for k in n.kinds)),
+            "bins": sorted({n.bins for n in histograms}),
+            "variables": len({v for n in histograms for v in n.variables}),
+            "last_step": histograms_last_step,
+        }
+        if histograms
+        else None,
+        "kernel_grids": [
+            {
+                "layer": info.layer,
+                "variable": variable,
+                "mode": info.mode,
+                "filters_total": info.filters_total,
+                "last_step": grid_last_step,
+            }
+            for variable, (info, grid_last_step) in kernel_grids.items()
+        ],
+    }
+
+
+def compared_run_object(
+    history: NormHistory,
+    stat: str,
+    variables: Sequence[str],
+    layers: Sequence[str],
+    thinned: Thinned,
+    rows: Sequence[int],
+) -> Dict[str, Any]:
+    """A run of a `compare` body: the asked variables and layers it lacks,
+    and the series of those it has.
+
+    Args:
+        history: the run.
+        stat: the compared stat.
+        variables, layers: as asked.
+        thinned: the values of `rows`, thinned.
+        rows: the rows compared (indices into `history.variables`).
+    """
+    known = set(history.variables)
+    return {
+        "run": history.run,
+        "stat_logged": stat in history.stats,
+        "missing": [v for v in variables if v not in known],
+        "missing_layers": [l for l in layers if l not in history.layers],
+        **thinned_fields(thinned),
+        "series": series_objects(history, rows, thinned.values, DIGITS),
+    }
+
+
+def histogram_object(found: "VariableHistograms", i: int) -> Dict[str, Any]:
+    """The `i`-th logged histogram of a variable.
+
+    Args:
+        found: a variable's histograms.
+        i: an index into `found.steps`.
+    """
+    row = found.rows[i]
+    low, high = json_values(row[:2], EDGE_DIGITS)
+    nan, neg_inf, pos_inf = json_counts(row[-3:])
+    return {
+        "step": int(found.steps[i]),
+        "wall_time": json_number(found.wall_times[i]),
+        "min": low,
+        "max": high,
+        "counts": json_counts(row[2:-3]),
+        "nan_count": nan,
+        "neg_inf_count": neg_inf,
+        "pos_inf_count": pos_inf,
+    }
+
+
+def histogram_run_object(run: str, found: "VariableHistograms", picked: Sequence[int]) -> Dict[str, Any]:
+    """A run of a `histograms` body.
+
+    Args:
+        run: the run.
+        found: the variable's histograms in that run.
+        picked: the indices of those shown, into `found.steps`.
+    """
+    return {
+        "run": run,
+        "layer": found.layer,
+        "logged_steps": len(found.steps),
+        "histograms": [histogram_object(found, i) for i in picked],
+    }
+
+
+def kernel_grids_body(run: str, variable: str, grids: "KernelGridHistory") -> Dict[str, Any]:
+    """The body of `kernel_grids`: each logged image, with the URL of its PNG.
+
+    Args:
+        run, variable: as asked.
+        grids: the variable's kernel grids.
+    """
+    info = grids.info
+    return {
+        "run": run,
+        "variable": variable,
+        "layer": info.layer,
+        "mode": info.mode,
+        "filters_total": info.filters_total,
+        "images": [
+            {
+                "step": image.step,
+                "wall_time": json_number(image.wall_time),
+                "width": image.width,
+                "height": image.height,
+                "scale": None if image.scale is None else json_values([image.scale], DIGITS)[0],
+                "filters_shown": image.filters_shown,
+                "url": "kernel_image?"
+                + urllib.parse.urlencode({"run": run, "variable": variable, "step": image.step}),
+            }
+            for image in grids.images
+        ],
+    }
+
+
+def findings_body(
+    runs: List[str], findings: List[Dict[str, Any]], skipped: List[Dict[str, str]]
+) -> Dict[str, Any]:
+    """The body of `findings`: the most severe first, then by first step, run and rule.
+
+    Args:
+        runs: the runs diagnosed.
+        findings: their findings, from `finding_object`.
+        skipped: {run, reason} of each run not diagnosed.
+    """
+    findings = sorted(
+        findings, key=lambda f: (-diagnosis.severity_rank(f["severity"]), f["first_step"], f["run"], f["rule"])
+    )
+    return {"runs": runs, "findings": findings, "skipped": skipped}
+
+
+def snapshot_object(snapshot: snapshots.Snapshot) -> Dict[str, Any]:
+    """Which epoch and step a weight snapshot is of, and when it was taken.
+
+    Args:
+        snapshot: a weight snapshot.
+    """
+    return {"epoch": snapshot.epoch, "step": snapshot.step, "wall_time": snapshot.wall_time}
+
+
+def snapshots_body(run: str, found: snapshots.Snapshots) -> Dict[str, Any]:
+    """The body of `snapshots`: the readable ones, and the files skipped.
+
+    Args:
+        run: the run.
+        found: its weight snapshots.
+    """
+    return {
+        "run": run,
+        "snapshots": [
+            {**snapshot_object(found[epoch]), "variables": len(found[epoch].variables)} for epoch in found.epochs
+        ],
+        # Named by file: the server's folders are none of the client's business.
+        "skipped": [
+            {"file": os.path.basename(path), "reason": reason.replace(path, os.path.basename(path))}
+            for path, reason in found.unreadable
+        ],
+    }
+
+
+def distance_object(d: distance.Distance) -> Dict[str, Any]:
+    """How far weights moved between two snapshots.
+
+    Args:
+        d: the distance of a variable, a layer or the whole model.
+    """
+    return {
+        "distance": json_number(d.distance),
+        "relative": json_number(d.relative),
+        "norm_from": json_number(d.norm_from),
+        "norm_to": json_number(d.norm_to),
+        "nonfinite": d.nonfinite,
+    }
+
+
+def snapshot_distance_body(
+    run: str, a: snapshots.Snapshot, b: snapshots.Snapshot, comparison: distance.Comparison
+) -> Dict[str, Any]:
+    """The body of `snapshot_distance`: from snapshot `a` to `b`, in all, by
+    layer and by variable.
+
+    Args:
+        run: the run.
+        a, b: the snapshots compared.
+        comparison: `distance.compare` of their weights.
+    """
+    return {
+        "run": run,
+        "from": snapshot_object(a),
+        "to": snapshot_object(b),
+        "total": distance_object(distance.total(comparison)),
+        "layers": [
+            {
+                "layer": layer.name,
+                **distance_object(layer),
+                "variables": [
+                    {"variable": v.name, "shape": list(a.info(v.name).shape), **distance_object(v)}
+                    for v in variables
+                ],
+            }
+            for layer, variables in comparison.layers
+        ],
+        "unmatched": [{"variable": name, "reason": reason} for name, reason in comparison.unmatched],
+    }

@@ -12,9 +12,8 @@ from support import plugin_logs
 from support.events import read_events
 from support.plugin_calls import plugin_get, plugin_ok
 from tb_weightnorm import schema
-from tb_weightnorm.plugin import bodies
 from tb_weightnorm.plugin.weight_health_plugin import HEATMAP_COLUMNS, MAX_COLUMNS, MAX_HISTOGRAM_STEPS
-from tb_weightnorm.read import histogram_tables
+from tb_weightnorm.read import charts, histogram_tables
 from tb_weightnorm.wire import metadata
 
 CNN, LOOP = plugin_logs.CNN_RUN, plugin_logs.LOOP_RUN
@@ -94,7 +93,7 @@ def test_runs_say_what_each_run_holds(api_client):
 # -- heatmap ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("how", bodies.REDUCES)
+@pytest.mark.parametrize("how", charts.REDUCES)
 def test_heatmap_buckets_reduce_the_logged_values(api_client, api_logdir, how):
     names, steps, values = written_norms(api_logdir / LOOP)
     stat = "gradient/l2"

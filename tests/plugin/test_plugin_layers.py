@@ -14,6 +14,7 @@ from support.plugin_calls import plugin_get, plugin_ok
 from tb_weightnorm import schema
 from tb_weightnorm.plugin import bodies
 from tb_weightnorm.plugin.weight_health_plugin import DIGITS
+from tb_weightnorm.read import charts
 
 CNN, CNN_HIGH, HOSTILE, NAN_RUN = (
     plugin_logs.CNN_RUN,
@@ -129,7 +130,7 @@ def test_each_layer_value_combines_its_variables_at_each_step(api_client, logged
         assert row["values"] == bodies.json_values(values_of(row), DIGITS)  # 4 significant digits
 
 
-@pytest.mark.parametrize("how", bodies.REDUCES)
+@pytest.mark.parametrize("how", charts.REDUCES)
 def test_thinned_columns_reduce_the_layer_value_of_each_step(api_client, logged, how):
     latest, values = logged(CNN)
     steps = latest["steps"]

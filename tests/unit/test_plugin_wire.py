@@ -1,4 +1,4 @@
-"""Thinning, rounding and JSON encoding (bodies.py) and the plugin's cache (cache.py)."""
+"""Rounding and JSON encoding (bodies.py) and the plugin's cache (cache.py)."""
 
 import json
 import threading
@@ -58,90 +58,6 @@ def test_nan_is_null_and_infinities_are_strings():
 def test_counts_are_integers():
     assert bodies.json_counts(np.array([3.0, 0.0, 16777216.0, NAN], np.float32)) == [3, 0, 16777216, None]
     assert all(type(c) is int for c in bodies.json_counts(np.array([1.0, 2.0])))
-
-
-# -- thinning -----------------------------------------------------------------
-
-
-def reference_reduce(values, starts, how):
-    """The bucket reduction written plainly, one bucket at a time."""
-    ends = list(starts[1:]) + [len(values)]
-    out = []
-    for a, b in zip(starts, ends):
-        block = values[a:b]
-        columns = []
-        for column in block.T:
-            measured = column[~np.isnan(column)]
-            if measured.size == 0:
-                columns.append(NAN)
-            elif how == "max":
-                columns.append(measured.max())
-            elif how == "min":
-                columns.append(measured.min())
-            elif how == "mean":
-                columns.append(measured.mean())
-            else:
-                columns.append(measured[-1])
-        out.append(columns)
-    return np.array(out)
-
-
-@pytest.mark.parametrize("how", bodies.REDUCES)
-@pytest.mark.parametrize("n, k", [(1, 5), (7, 7), (10, 3), (1001, 500), (10_001, 500), (13, 1)])
-def test_bucket_reduction_matches_a_plain_loop(how, n, k):
-    rng = np.random.default_rng(n + k)
-    values = rng.normal(size=(n, 3))
-    values[rng.random(size=values.shape) < 0.2] = NAN  # not measured
-    values[: min(n, 4), 2] = NAN  # a whole first bucket unmeasured when buckets are small
-    values[rng.random(size=values.shape) < 0.01] = INF
-    starts = bodies.bucket_starts(n, k)
-    assert len(starts) == min(n, k)
-    sizes = np.diff(np.append(starts, n))
-    assert sizes.min() >= 1 and sizes.max() - sizes.min() <= 1
-    # The mean's sums run in another order than the plain loop's.
-    np.testing.assert_allclose(
-        bodies.reduce_buckets(values, starts, how), reference_reduce(values, starts, how), rtol=1e-12
-    )
-
-
-def test_bucket_steps_are_first_and_last_of_each_bucket():
-    steps = np.array([0, 10, 20, 30, 40, 50, 60])
-    starts = bodies.bucket_starts(len(steps), 3)
-    first, last = bodies.bucket_steps(steps, starts)
-    assert first.tolist() == [0, 20, 40] and last.tolist() == [10, 30, 60]
-    # No thinning needed: one step per bucket.
-    first, last = bodies.bucket_steps(steps, bodies.bucket_starts(len(steps), 100))
-    assert first.tolist() == last.tolist() == steps.tolist()
-
-
-def test_an_infinite_value_survives_max_and_mean():
-    values = np.array([[1.0], [INF], [2.0], [NAN]])
-    starts = np.array([0])
-    assert bodies.reduce_buckets(values, starts, "max")[0, 0] == INF
-    assert bodies.reduce_buckets(values, starts, "mean")[0, 0] == INF
-    assert bodies.reduce_buckets(values, starts, "min")[0, 0] == 1.0
-    assert bodies.reduce_buckets(values, starts, "last")[0, 0] == 2.0  # NaN is "not measured"
-
-
-@pytest.mark.parametrize("n, k", [(0, 3), (3, 5), (100, 1), (100, 2), (100, 7), (10_001, 100)])
-def test_evenly_spaced_keeps_the_last(n, k):
-    picked = bodies.evenly_spaced(n, k)
-    assert len(picked) == min(n, k)
-    assert len(set(picked.tolist())) == len(picked)
-    if n:
-        assert picked[-1] == n - 1
-    if n and k > 1:
-        assert picked[0] == 0
-    assert (np.diff(picked) > 0).all()
-
-
-def test_bad_arguments_are_refused():
-    with pytest.raises(ValueError, match="max_columns"):
-        bodies.bucket_starts(10, 0)
-    with pytest.raises(ValueError, match="how"):
-        bodies.reduce_buckets(np.zeros((2, 1)), np.array([0]), "median")
-    with pytest.raises(ValueError, match="k must"):
-        bodies.evenly_spaced(10, 0)
 
 
 # -- cache --------------------------------------------------------------------
