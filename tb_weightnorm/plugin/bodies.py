@@ -8,34 +8,18 @@ operations rather than a Python loop per value.
 
 from __future__ import annotations
 
-import math
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import numpy as np
+
+from tb_weightnorm.read import json_numbers
 
 # How a bucket of logged steps becomes one column.
 REDUCES = ("max", "min", "mean", "last")
 
-
-def json_number(value: float) -> Any:
-    """JSON has no NaN or Infinity: NaN (not measured) is null, ±inf a string."""
-    value = float(value)
-    if math.isnan(value):
-        return None
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    return value
-
-
-def finding_object(run: str, finding) -> Dict[str, Any]:
-    """A `diagnosis.Finding` of `run` as a JSON object: its fields and `run`,
-    with a NaN or infinite value spelt the way `json_number` spells it."""
-    out: Dict[str, Any] = {"run": run}
-    for key, value in finding.to_dict().items():
-        if isinstance(value, np.generic):  # a Finding built from numpy numbers
-            value = value.item()
-        out[key] = json_number(value) if isinstance(value, float) else value
-    return out
+# One spelling of NaN and infinities for the plugin and the command-line report.
+json_number = json_numbers.json_number
+finding_object = json_numbers.finding_object
 
 
 def round_significant(values: np.ndarray, digits: int) -> np.ndarray:
@@ -67,8 +51,8 @@ def json_values(values: np.ndarray, digits: Optional[int] = None) -> List[Any]:
         x = round_significant(x, digits)
     out = x.astype(object)
     out[np.isnan(x)] = None
-    out[x == np.inf] = "Infinity"
-    out[x == -np.inf] = "-Infinity"
+    out[x == np.inf] = json_numbers.POSITIVE_INFINITY
+    out[x == -np.inf] = json_numbers.NEGATIVE_INFINITY
     return out.tolist()
 
 

@@ -203,7 +203,7 @@ def _by_layer(
     variables' peaks at different steps. The `(global)` row is already a
     whole-model value, so it is passed on as logged.
     """
-    groups = layer_view.layer_rows(history.variables, history.layers, skip=(schema.GLOBAL_ROW,))
+    groups = layer_view.run_layers(history)
     per_layer = layer_view.layer_column(history.values, history.stats, stat, groups)
     g = history.global_index()
     if g is not None:

@@ -3,5 +3,6 @@
 Everything reads through a TensorBoard data provider, as the plugin does:
 `norm_tables`, `histogram_tables` and `kernel_grids` read the wire format,
 `history` holds a run's norm tables as one array and `layer_view` combines
-its rows by layer; `export` and `csv_export` give them to pandas and CSV.
+its rows by layer; `export` and `csv_export` give them to pandas and CSV,
+`json_numbers` spells their NaN and infinities for JSON.
 """
