@@ -17,7 +17,7 @@ import numpy as np
 
 from tb_weightnorm import schema
 from tb_weightnorm.diagnosis import Finding, severity_rank, sort_findings
-from tb_weightnorm.plugin import bodies
+from tb_weightnorm.read import json_numbers, layer_view
 from tb_weightnorm.read.history import NormHistory
 
 # Longest line of the text report: fits a terminal, a CI log and a code review.
@@ -107,31 +107,34 @@ def layer_summaries(history: NormHistory, findings: Sequence[Finding]) -> List[L
     >>> [s.layer for s in layer_summaries(history, diagnose(history))]  # doctest: +SKIP
     ['hidden', 'out']
     """
-    rows_by_layer: Dict[str, List[int]] = {}
-    for row, (variable, layer) in enumerate(zip(history.variables, history.layers)):
-        if variable != schema.GLOBAL_ROW:
-            rows_by_layer.setdefault(layer, []).append(row)
+    groups = layer_view.run_layers(history)
     worst: Dict[str, str] = {}
     for finding in findings:
         current = worst.get(finding.layer)
         if current is None or severity_rank(finding.severity) > severity_rank(current):
             worst[finding.layer] = finding.severity
+    weight_l2 = _at_last_step(history, "weight/l2", groups, layer_view.NORM)
+    gradient_l2 = _at_last_step(history, "gradient/l2", groups, layer_view.NORM)
+    update_ratio = _at_last_step(history, "update/ratio", groups, layer_view.MAX)
+    dead_fraction = _at_last_step(history, "gradient/dead_fraction", groups, layer_view.MAX)
+    counts = np.array([_at_last_step(history, s, groups, layer_view.SUM) for s in _NONFINITE_STATS])
+    # NaN only where none of the counts was measured.
+    nonfinite = np.where(np.isnan(counts).all(axis=0), math.nan, np.nansum(counts, axis=0))
     summaries = []
-    for layer, rows in rows_by_layer.items():
-        nonfinite = _total(np.concatenate([_last(history, s, rows) for s in _NONFINITE_STATS]))
+    for i, group in enumerate(groups):
         # The nonfinite rule names only the layer where NaN first appeared;
         # the layers it spread to are not "ok".
-        clean = "nan/inf" if nonfinite > 0 else "ok"
+        clean = "nan/inf" if nonfinite[i] > 0 else "ok"
         summaries.append(
             LayerSummary(
-                layer=layer,
-                variables=len(rows),
-                weight_l2=_combined_l2(_last(history, "weight/l2", rows)),
-                gradient_l2=_combined_l2(_last(history, "gradient/l2", rows)),
-                max_update_ratio=_largest(_last(history, "update/ratio", rows)),
-                max_dead_fraction=_largest(_last(history, "gradient/dead_fraction", rows)),
-                nonfinite=nonfinite,
-                status=worst.get(layer, clean),
+                layer=group.layer,
+                variables=len(group.rows),
+                weight_l2=float(weight_l2[i]),
+                gradient_l2=float(gradient_l2[i]),
+                max_update_ratio=float(update_ratio[i]),
+                max_dead_fraction=float(dead_fraction[i]),
+                nonfinite=float(nonfinite[i]),
+                status=worst.get(group.layer, clean),
             )
         )
     return summaries
@@ -144,26 +147,15 @@ _NONFINITE_STATS = tuple(
 )
 
 
-def _last(history: NormHistory, stat: str, rows: Sequence[int]) -> np.ndarray:
-    column = history.column(stat)
-    if column is None or len(history.steps) == 0:
-        return np.full(len(rows), np.nan)
-    return column[-1, list(rows)]
-
-
-def _combined_l2(values: np.ndarray) -> float:
-    measured = values[~np.isnan(values)]
-    return float(np.sqrt(np.sum(measured * measured))) if measured.size else math.nan
-
-
-def _total(values: np.ndarray) -> float:
-    measured = values[~np.isnan(values)]
-    return float(np.sum(measured)) if measured.size else math.nan
-
-
-def _largest(values: np.ndarray) -> float:
-    measured = values[~np.isnan(values)]
-    return float(np.max(measured)) if measured.size else math.nan
+def _at_last_step(
+    history: NormHistory, stat: str, groups: Sequence[layer_view.LayerRows], rule: str
+) -> np.ndarray:
+    """Each layer's `stat` at the last logged step, its rows combined by
+    `rule`; NaN where the run did not measure it."""
+    if stat not in history.stats or len(history.steps) == 0:
+        return np.full(len(groups), np.nan)
+    last = history.values[-1:, :, history.stats.index(stat)]
+    return layer_view.combine(last, [group.rows for group in groups], rule)[0]
 
 
 def format_run(history: NormHistory, findings: Sequence[Finding]) -> str:
@@ -328,5 +320,5 @@ def findings_json(findings: Iterable[Tuple[str, Finding]]) -> str:
     >>> findings_json([])
     '[]'
     """
-    objects = [bodies.finding_object(run, f) for run, f in findings]
+    objects = [json_numbers.finding_object(run, f) for run, f in findings]
     return json.dumps(objects, indent=2, allow_nan=False)

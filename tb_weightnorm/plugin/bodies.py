@@ -10,7 +10,6 @@ a Python loop per value.
 
 from __future__ import annotations
 
-import math
 import os
 import urllib.parse
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, 
 import numpy as np
 
 from tb_weightnorm import diagnosis, schema, snapshots
+from tb_weightnorm.read import json_numbers
 from tb_weightnorm.read.charts import Thinned
 from tb_weightnorm.read.history import NormHistory
 from tb_weightnorm.snapshots import distance
@@ -32,26 +32,13 @@ DIGITS = 4
 # Histogram edges keep float32's precision (they place the buckets).
 EDGE_DIGITS = 7
 
+# One spelling of NaN and infinities for the plugin and the command-line report.
+json_number = json_numbers.json_number
+finding_object = json_numbers.finding_object
 
-def json_number(value: float) -> Any:
-    """JSON has no NaN or Infinity: NaN (not measured) is null, ±inf a string."""
-    value = float(value)
-    if math.isnan(value):
-        return None
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    return value
-
-
-def finding_object(run: str, finding) -> Dict[str, Any]:
-    """A `diagnosis.Finding` of `run` as a JSON object: its fields and `run`,
-    with a NaN or infinite value spelt the way `json_number` spells it."""
-    out: Dict[str, Any] = {"run": run}
-    for key, value in finding.to_dict().items():
-        if isinstance(value, np.generic):  # a Finding built from numpy numbers
-            value = value.item()
-        out[key] = json_number(value) if isinstance(value, float) else value
-    return out
+# One spelling of NaN and infinities for the plugin and the command-line report.
+json_number = json_numbers.json_number
+finding_object = json_numbers.finding_object
 
 
 def round_significant(values: np.ndarray, digits: int) -> np.ndarray:
@@ -83,8 +70,8 @@ def json_values(values: np.ndarray, digits: Optional[int] = None) -> List[Any]:
         x = round_significant(x, digits)
     out = x.astype(object)
     out[np.isnan(x)] = None
-    out[x == np.inf] = "Infinity"
-    out[x == -np.inf] = "-Infinity"
+    out[x == np.inf] = json_numbers.POSITIVE_INFINITY
+    out[x == -np.inf] = json_numbers.NEGATIVE_INFINITY
     return out.tolist()
 
 

@@ -23,7 +23,6 @@ from tensorboard.backend import http_util
 from tensorboard.plugins import base_plugin
 from werkzeug import wrappers
 
-from tb_weightnorm import schema
 from tb_weightnorm.plugin import bodies, cache, params, run_reader
 from tb_weightnorm.plugin.bodies import DIGITS
 from tb_weightnorm.plugin.params import HttpError, not_found, quoted
@@ -116,7 +115,7 @@ def _by_layer(
     variables' peaks at different steps. The `(global)` row is already a
     whole-model value, so it is passed on as logged.
     """
-    groups = layer_view.layer_rows(history.variables, history.layers, skip=(schema.GLOBAL_ROW,))
+    groups = layer_view.run_layers(history)
     per_layer = layer_view.layer_column(history.values, history.stats, stat, groups)
     g = history.global_index()
     if g is not None:

@@ -3,6 +3,7 @@
 Everything reads through a TensorBoard data provider, as the plugin does:
 `norm_tables`, `histogram_tables` and `kernel_grids` read the wire format,
 `history` holds a run's norm tables as one array and `layer_view` combines
-its rows by layer; `export` and `csv_export` give them to pandas and CSV.
-`charts` computes what the tab's charts show of a history (numpy only).
+its rows by layer; `export` and `csv_export` give them to pandas and CSV;
+`charts` computes what the tab's charts show of a history, and `json_numbers`
+spells NaN and infinities for JSON (all three numpy only).
 """

@@ -17,7 +17,6 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from tb_weightnorm import schema
 from tb_weightnorm.read import layer_view
 from tb_weightnorm.read.history import NormHistory
 
@@ -198,7 +197,7 @@ def nonfinite_counts(history: NormHistory, stat: str, by: str) -> Optional[np.nd
     if not per_row.any():
         return None
     if by == "layer":
-        groups = layer_view.layer_rows(history.variables, history.layers, skip=(schema.GLOBAL_ROW,))
+        groups = layer_view.run_layers(history)
         per_row = layer_view.sum_by_layer(per_row, groups)
         return per_row if g is None else np.concatenate([per_row, whole[:, None]], axis=1)
     if g is not None:

@@ -1,7 +1,9 @@
-"""A norm table's rows combined into one row per layer: the numbers behind the
-tab's layers × steps overview.
+"""A norm table's rows combined into one row per layer: the one layer view
+that the tab's layers × steps overview, the diagnosis' layer rules and the
+report's layer table all read.
 
-Pure numpy (no TensorFlow, no TensorBoard), like `wire`. A table holds one
+Pure numpy (no TensorFlow, no TensorBoard, no protobuf), so the diagnosis
+built on it stays a pure function of the numbers. A table holds one
 row per variable (or per gate of an LSTM/GRU variable); a layer's value of a
 stat at a logged step is combined from its rows' values at that step, by the
 stat's name:
@@ -29,9 +31,12 @@ rule, so an overflow never disappears into a layer.
 from __future__ import annotations
 
 import dataclasses
-from typing import Collection, Dict, List, Optional, Sequence, Tuple
+from typing import Collection, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from tb_weightnorm import schema
+from tb_weightnorm.read.history import NormHistory
 
 # How a layer combines its rows' values, by rule name (see the module docstring).
 NORM, SUM, MAX, MIN, RATIO, MAIN = "norm", "sum", "max", "min", "ratio", "main"
@@ -64,7 +69,11 @@ def _whole_variable(name: str) -> Optional[str]:
 
 
 def layer_rows(
-    variables: Sequence[str], layers: Sequence[str], *, skip: Collection[str] = ()
+    variables: Sequence[str],
+    layers: Sequence[str],
+    *,
+    skip: Collection[str] = (),
+    rows: Optional[Iterable[int]] = None,
 ) -> List[LayerRows]:
     """The layers of a norm table in model order (of their first row), each
     with its rows.
@@ -77,21 +86,42 @@ def layer_rows(
         variables: the table's row names.
         layers: the layer of each row.
         skip: row names that belong to no layer (the `(global)` row).
+        rows: only these rows, in this order (a layer comes where its first
+            one does); every row when None.
 
     Example:
 
     >>> [(g.layer, g.rows) for g in layer_rows(["d/kernel", "d/bias", "o/kernel"], ["d", "d", "o"])]
     [('d', (0, 1)), ('o', (2,))]
+    >>> [(g.layer, g.rows) for g in layer_rows(["d/kernel", "d/bias", "o/kernel"], ["d", "d", "o"], rows=[2, 1])]
+    [('o', (2,)), ('d', (1,))]
     """
     present = set(variables)
     grouped: Dict[str, List[int]] = {}
-    for i, (variable, layer) in enumerate(zip(variables, layers)):
+    for i in range(len(variables)) if rows is None else rows:
+        variable = variables[i]
         if variable in skip or _whole_variable(variable) in present:
             continue
-        grouped.setdefault(layer, []).append(i)
+        grouped.setdefault(layers[i], []).append(i)
     return [
         LayerRows(layer, tuple(rows), tuple(variables[i] for i in rows)) for layer, rows in grouped.items()
     ]
+
+
+def run_layers(history: NormHistory) -> List[LayerRows]:
+    """The layers of a run's norm tables in model order, without the
+    whole-model `(global)` row: what the tab, the report and the diagnosis
+    call the run's layers.
+
+    Args:
+        history: the run's logged norm tables.
+
+    Example:
+
+    >>> [g.layer for g in run_layers(history)]  # doctest: +SKIP
+    ['hidden', 'out']
+    """
+    return layer_rows(history.variables, history.layers, skip=(schema.GLOBAL_ROW,))
 
 
 def combine_rule(stat: str) -> str:
@@ -174,11 +204,39 @@ def _keep_overflow(combined: np.ndarray, members: np.ndarray, starts: np.ndarray
     return np.where(~shown & positive, np.inf, out)
 
 
-def _side_by_side(groups: Sequence[LayerRows]) -> Tuple[np.ndarray, np.ndarray]:
-    """(the layers' rows one layer after another, where each layer starts in them)."""
-    order = np.array([row for group in groups for row in group.rows], dtype=np.intp)
-    starts = np.cumsum([0] + [len(group.rows) for group in groups[:-1]])
+def _side_by_side(groups: Sequence[Sequence[int]]) -> Tuple[np.ndarray, np.ndarray]:
+    """(the groups' rows one group after another, where each group starts in them)."""
+    order = np.array([row for rows in groups for row in rows], dtype=np.intp)
+    starts = np.cumsum([0] + [len(rows) for rows in groups[:-1]])
     return order, starts
+
+
+def combine(column: np.ndarray, groups: Sequence[Sequence[int]], rule: str) -> np.ndarray:
+    """Each group of rows of `column` combined into one value per step by a
+    rule that needs no other stat: NORM, SUM, MAX or MIN (see the module
+    docstring). NaN where no row of the group was measured.
+
+    Args:
+        column: float [steps, rows], NaN where not measured.
+        groups: the rows of each group (each layer's `LayerRows.rows`, or any
+            rows to take together, such as every trainable variable).
+        rule: NORM, SUM, MAX or MIN.
+
+    Returns:
+        float64 [steps, len(groups)].
+
+    Example:
+
+    >>> combine(np.array([[3.0, 4.0, np.nan]]), [(0, 1), (2,)], NORM).tolist()
+    [[5.0, nan]]
+    """
+    if rule not in (NORM, SUM, MAX, MIN):
+        raise ValueError(f"rule must be one of {NORM}, {SUM}, {MAX}, {MIN}; got {rule!r}")
+    if not groups:
+        return np.full((len(column), 0), np.nan)
+    order, starts = _side_by_side(groups)
+    members = np.asarray(column, dtype=np.float64)[:, order]
+    return _combine(rule, members, None, None, starts)
 
 
 def sum_by_layer(column: np.ndarray, groups: Sequence[LayerRows]) -> np.ndarray:
@@ -186,7 +244,7 @@ def sum_by_layer(column: np.ndarray, groups: Sequence[LayerRows]) -> np.ndarray:
     value measured, e.g. counts with NaN read as 0): [steps, len(groups)]."""
     if not groups:
         return np.zeros((len(column), 0))
-    order, starts = _side_by_side(groups)
+    order, starts = _side_by_side([group.rows for group in groups])
     return np.add.reduceat(column[:, order], starts, axis=1)
 
 
@@ -219,7 +277,7 @@ def layer_column(
         raise ValueError(f"stat {stat!r} is not one of the table's stats: {', '.join(stats)}")
     if not groups:
         return np.full((len(values), 0), np.nan)
-    order, starts = _side_by_side(groups)
+    order, starts = _side_by_side([group.rows for group in groups])
 
     def column(name: str) -> Optional[np.ndarray]:
         # Only the columns the rule reads, in float64: a long run's whole

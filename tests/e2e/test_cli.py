@@ -16,6 +16,7 @@ import tb_weightnorm
 from tb_weightnorm import cli, schema
 from tb_weightnorm.cli import report
 from tb_weightnorm.diagnosis import Finding
+from tb_weightnorm.read import layer_view
 from tb_weightnorm.read.history import NormHistory
 
 FIELDS = {"run", "rule", "severity", "layer", "variable", "first_step", "last_step", "value", "threshold", "message"}
@@ -287,6 +288,16 @@ def test_layer_summary_combines_variables_at_the_last_step():
     assert attention.status == "nan/inf"  # no finding names it, but it holds NaN
     assert math.isnan(frozen.gradient_l2) and math.isnan(frozen.max_update_ratio)
 
+
+
+def test_layer_summary_reads_the_layers_and_layer_norms_the_tab_shows():
+    history = _history()
+    summaries = report.layer_summaries(history, [])
+    groups = layer_view.run_layers(history)
+    assert [(s.layer, s.variables) for s in summaries] == [(g.layer, len(g.rows)) for g in groups]
+    for stat, field in (("weight/l2", "weight_l2"), ("gradient/l2", "gradient_l2")):
+        tab = layer_view.layer_column(history.values, history.stats, stat, groups)[-1]
+        np.testing.assert_array_equal([getattr(s, field) for s in summaries], tab)
 
 def test_text_report_layout():
     findings = [

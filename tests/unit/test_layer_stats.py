@@ -117,3 +117,33 @@ def test_skipped_rows_belong_to_no_layer_and_layers_keep_model_order():
 def test_an_unknown_stat_is_an_error():
     with pytest.raises(ValueError, match="weight/l9"):
         layer_view.layer_column(np.zeros((1, 1, 1)), ["weight/l2"], "weight/l9", layer_view.layer_rows(["v"], ["l"]))
+
+
+def test_some_rows_are_grouped_in_the_order_given():
+    variables, layers = ["b/x", "a/x", "b/y", "a/y"], ["b", "a", "b", "a"]
+    groups = layer_view.layer_rows(variables, layers, rows=[3, 2, 1])
+    assert [(g.layer, g.rows, g.variables) for g in groups] == [("a", (3, 1), ("a/y", "a/x")), ("b", (2,), ("b/y",))]
+    assert layer_view.layer_rows(variables, layers, rows=[]) == []
+
+
+@pytest.mark.parametrize(
+    "stat, rule", [("weight/l2", "norm"), ("weight/l1", "sum"), ("weight/max", "max"), ("weight/min", "min")]
+)
+def test_combine_is_the_layer_column_of_a_stat_its_rule_needs_nothing_else_for(stat, rule):
+    # One layer view: the report and the diagnosis combine a column the way
+    # the tab combines the stat.
+    values = np.array([[[3.0], [4.0], [NAN], [-2.0]], [[NAN], [NAN], [NAN], [1.0]], [[1.0], [NAN], [5.0], [2.0]]])
+    variables, layers = ["d/kernel", "d/bias", "o/kernel", "o/bias"], ["d", "d", "o", "o"]
+    groups = layer_view.layer_rows(variables, layers)
+    by_rule = layer_view.combine(values[:, :, 0], [g.rows for g in groups], rule)
+    np.testing.assert_array_equal(by_rule, layer_view.layer_column(values, [stat], stat, groups))
+    assert np.isnan(by_rule[1, 0])  # no row of d measured it at step 1
+
+
+def test_combine_takes_any_rows_together_and_refuses_rules_that_need_other_stats():
+    column = np.array([[3.0, NAN, 4.0], [NAN, NAN, NAN]])
+    np.testing.assert_array_equal(layer_view.combine(column, [(0, 1, 2), (1,)], "norm"), [[5.0, NAN], [NAN, NAN]])
+    assert layer_view.combine(column, [], "max").shape == (2, 0)
+    for rule in ("ratio", "main"):
+        with pytest.raises(ValueError, match=rule):
+            layer_view.combine(column, [(0,)], rule)
