@@ -80,7 +80,7 @@ def test_a_save_killed_before_its_rename_lists_nothing_and_the_next_save_cleans_
     os.makedirs(folder)
     child = (
         "import os, signal, numpy as np\n"
-        "from tb_weightnorm import snapshot_format\n"
+        "from tb_weightnorm.snapshots import file_format\n"
         "os.fsync = lambda fd: os.kill(os.getpid(), signal.SIGKILL)\n"
         f"file_format.write({os.path.join(folder, 'epoch-000001.wsnap')!r}, epoch=1, step=5, wall_time=0.0,"
         " model='m', variables=[('m/k', 'k', True, np.ones((1000, 1000), np.float32))])\n"
