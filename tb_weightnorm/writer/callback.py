@@ -131,6 +131,7 @@ class WeightHealthCallback(keras.callbacks.Callback):
         model.load_weights(callback.alert.weights_path)
     ```
     """
+
     def __init__(
         self,
         log_dir: str,
@@ -298,7 +299,7 @@ class WeightHealthCallback(keras.callbacks.Callback):
     def _end_fit(self) -> None:
         """Flushes what was logged, takes the hook out of the optimizer and
         lets go of the healthy weights' copy."""
-        if self._steps.recorder is not None:
+        if self._steps.fitting:
             self._held_on_device = self._live_held_on_device()
             self._alerts.let_go()
         self._steps.end(self.model)
@@ -327,7 +328,7 @@ class WeightHealthCallback(keras.callbacks.Callback):
         print(callback.held_bytes())
         ```
         """
-        if self._steps.recorder is not None:
+        if self._steps.fitting:
             held = self._live_held_on_device()
         else:
             held = dict(self._held_on_device)

@@ -57,7 +57,6 @@ def _due(step, every_n: int):
     return tf.equal(tf.math.floormod(tf.cast(step, tf.int64), every_n), 0)
 
 
-
 # Only Python conditions on Python values inside: AutoGraph, which converts
 # what a user's tf.function calls, would rewrite nothing here, and converting
 # this module and those it calls took seconds of the first trace.
@@ -127,15 +126,8 @@ def log(
     summary.require_writer("log")
     rows = model_variables.rows_for(model_or_variables, options)
     trainable = _trainable_in_gradient_order(model_or_variables)
-    by_variable = None
     if gradients is not None:
-        gradients = _checked_gradients(gradients, trainable)
-        replicas = tf_state.replicas_in_sync()
-        if replicas > 1:
-            # Keras applies the replicas' gradients summed: log those. Every
-            # replica joins the sum; only replica 0 of the chief writes.
-            gradients = tf_state.sum_over_replicas(gradients)
-        by_variable = {id(v): g for v, g in zip(trainable, gradients) if g is not None}
+        gradients = _summed_over_replicas(_checked_gradients(gradients, trainable))
     if not (tf_state.is_first_replica() and tf_state.is_chief()):
         return tf.constant(False)
     spec = table.spec_for(
@@ -143,46 +135,62 @@ def log(
         options,
         gradients=gradients is not None,
         updates_need_a_copy=True,
-        gradient_note=(
-            f"summed over {tf_state.replicas_in_sync()} replicas, as applied"
-            if gradients is not None and tf_state.replicas_in_sync() > 1
-            else ""
-        ),
+        gradient_note=_gradient_note(gradients),
     )
-    weights = {id(v): stats.value_of(v) for v in table.unique_variables(rows).values()}
-    values, previous = _table_values(spec, weights, by_variable, gradients or (), trainable)
+    variables = table.unique_variables(rows)
+    weights = {key: stats.value_of(variable) for key, variable in variables.items()}
+    by_variable = None if gradients is None else {id(v): g for v, g in zip(trainable, gradients) if g is not None}
+    values, previous = _table_values(spec, variables, weights, by_variable, gradients or (), trainable)
     written = summary.write_norm_table(spec.names(), values, step)
     with tf.control_dependencies([values]):
         for key, (copy, seen) in previous.items():
             copy.assign(weights[key])
             seen.assign(True)
     if histogram_every_n_steps:
-        hist_names = spec.histogram_names()
+        hist_names, bins = spec.histogram_names(), options.histogram_bins
 
         def write_hist():
-            value = table.histogram_values(rows, weights, by_variable, options.histogram_bins)
-            return summary.write_histograms(hist_names, options.histogram_bins, value, step)
+            value = table.histogram_values(rows, weights, by_variable, bins)
+            return summary.write_histograms(hist_names, bins, value, step)
 
         tf.cond(_due(step, histogram_every_n_steps), write_hist, lambda: tf.constant(False))
+    convs = []
     if kernel_grid_every_n_steps:
         convs = model_variables.conv_kernels(model_or_variables, include=options.include, exclude=options.exclude)
+    if convs:
 
         def write_grids():
             for conv in convs:
                 write_kernel_grid(conv, step, max_filters=options.max_kernel_filters)
             return tf.constant(True)
 
-        if convs:
-            tf.cond(_due(step, kernel_grid_every_n_steps), write_grids, lambda: tf.constant(False))
+        tf.cond(_due(step, kernel_grid_every_n_steps), write_grids, lambda: tf.constant(False))
     return written
 
 
-def _table_values(spec: table.TableSpec, weights: dict, gradients: Optional[dict], all_gradients, all_variables):
+def _summed_over_replicas(gradients: list) -> list:
+    """The gradients as Keras applies them: summed over the replicas. Every
+    replica joins the sum; only replica 0 of the chief writes."""
+    if tf_state.replicas_in_sync() > 1:
+        return tf_state.sum_over_replicas(gradients)
+    return gradients
+
+
+def _gradient_note(gradients) -> str:
+    if gradients is not None and tf_state.replicas_in_sync() > 1:
+        return f"summed over {tf_state.replicas_in_sync()} replicas, as applied"
+    return ""
+
+
+def _table_values(
+    spec: table.TableSpec, variables: dict, weights: dict, gradients: Optional[dict], all_gradients, all_variables
+):
     """(the norm table's values, the previous weights' copies to refresh once
     they are read): W_0 is kept for `weight/dist_init`, W at the previous call
     for the update (W now - W then: with log() every step, exactly that
-    step's update; NaN on the first call, which has no previous weights)."""
-    unique = list(table.unique_variables(spec.rows).values())
+    step's update; NaN on the first call, which has no previous weights).
+    `variables` and `weights` are by id(variable), once per variable."""
+    unique = list(variables.values())
     initial = _initial_weights.of(unique) if spec.with_dist_init else {}
     previous = _previous_weights.of(unique) if spec.with_updates else {}
     values = table.compute(

@@ -67,6 +67,11 @@ class LoggedSteps:
     def run_dir(self) -> str:
         return os.path.join(self.log_dir, "train")
 
+    @property
+    def fitting(self) -> bool:
+        """Whether a fit is under way (its logging step installed)."""
+        return self.recorder is not None
+
     def begin(self, model) -> None:
         """Installs the logging step in `model` for a fit and opens the
         run's event file (on the chief)."""
