@@ -334,7 +334,7 @@ def _write(logdir: str, variables: int, steps: int) -> Dict:
     import tensorflow as tf
 
     from tb_weightnorm.graph import model_variables
-    from tb_weightnorm.writer import summary
+    from tb_weightnorm.writer import kernel_grids, summary
     from tb_weightnorm.graph import table
 
     rows = model_rows(variables)
@@ -363,7 +363,7 @@ def _write(logdir: str, variables: int, steps: int) -> Dict:
                     cin = 3 if c == 0 else channels
                     kernel = kernel_rng.normal(0, 0.1 * (1 + i / steps), (3, 3, cin, channels)).astype(np.float32)
                     grid = model_variables.ConvKernel(kernel, conv.path, conv.layer, "Conv2D", c == 0)
-                    summary.write_kernel_grid(grid, step)
+                    kernel_grids.write_kernel_grid(grid, step)
                     grid_last[conv.path] = step
     writer.close()
     return {

@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "WeightHealthCallback": "tb_weightnorm.writer.callback",
-    "log": "tb_weightnorm.writer.summary",
+    "log": "tb_weightnorm.writer.custom_loop",
     "load": "tb_weightnorm.read.export",
     "load_histograms": "tb_weightnorm.read.export",
     "load_findings": "tb_weightnorm.read.export",

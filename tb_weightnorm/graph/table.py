@@ -57,6 +57,11 @@ class TableSpec:
             layers += (schema.GLOBAL_LAYER,)
         return schema.NormTableNames(variables, layers, self.stats, self.gradient_note)
 
+    def histogram_names(self) -> schema.NormTableNames:
+        """The names of the histogram table of these rows: no whole-model row
+        (a histogram is of one tensor), the weight stats."""
+        return make_spec(self.rows, gradients=False, updates=False, dist_init=False).names()
+
 
 def make_spec(
     rows: Sequence[TrackedVariable],
@@ -80,6 +85,51 @@ def make_spec(
         dist_init=dist_init and "weight/dist_init" in chosen,
     )
     return TableSpec(tuple(rows), computed, chosen, global_row=gradients, gradient_note=gradient_note)
+
+
+def spec_for(
+    rows: Sequence[TrackedVariable],
+    options,
+    *,
+    gradients: bool,
+    updates_need_a_copy: bool,
+    gradient_note: str = "",
+) -> TableSpec:
+    """The norm table `options` ask for: what `log()` and the callback both log.
+
+    Keeping the initial weights (for `weight/dist_init`) costs a copy of the
+    logged weights; `options.keeps_initial_weights` decides it by their size.
+
+    Args:
+        rows: the table's rows, `model_variables.rows_for(model, options)`.
+        options: a `tb_weightnorm.LogOptions`: `stats` choose the stored
+            columns, `keep_initial_weights` whether to keep the initial weights.
+        gradients: whether the gradients applied come with the weights (their
+            columns and the whole-model row).
+        updates_need_a_copy: whether the update needs a copy of the weights of
+            its own, as `log()`'s does (W now minus W at the previous call):
+            then the same budget as the initial weights' decides it. The
+            callback reads the weights before the update inside the
+            optimizer's step, so its updates need no copy.
+        gradient_note: what the gradients are, where it matters.
+
+    Example:
+
+    ```python
+    options = tb_weightnorm.LogOptions(exclude=["*/bias"])
+    rows = model_variables.rows_for(model, options)
+    spec = spec_for(rows, options, gradients=True, updates_need_a_copy=False)
+    ```
+    """
+    keep_copies = options.keeps_initial_weights(element_count(rows))
+    return make_spec(
+        rows,
+        gradients=gradients,
+        updates=keep_copies or not updates_need_a_copy,
+        dist_init=keep_copies,
+        stats=options.stats,
+        gradient_note=gradient_note,
+    )
 
 
 def unique_variables(rows: Sequence[TrackedVariable]) -> Dict[int, object]:

@@ -10,14 +10,19 @@ and grows, from measured step times, until the extra time per step is within
 budget. It never shrinks: a logged series keeps getting sparser or stays as
 it is, it never jumps back and forth.
 
-Pure functions; the callback measures and applies them.
+The policy is pure functions; `StepTimes` is the callback's side of it: it
+times the steps and makes the logging sparser when they say so.
 """
 
 from __future__ import annotations
 
+import collections
+import logging
 import math
 import statistics
-from typing import Optional, Sequence
+from typing import Callable, Optional, Protocol, Sequence, Tuple
+
+logger = logging.getLogger("tb_weightnorm")
 
 # The share of a plain step's time logging may add, per kind of logging
 # (norm tables, histograms): together they stay near 1%.
@@ -108,3 +113,77 @@ def grids_due(last_cost_seconds: Optional[float], seconds_since_last: float, bud
     if last_cost_seconds is None:
         return True
     return last_cost_seconds <= budget * seconds_since_last
+
+
+class Intervals(Protocol):
+    """What `StepTimes` adjusts: the logging's intervals (`LoggedSteps`)."""
+
+    @property
+    def intervals(self) -> Tuple[int, int]:
+        """(norm tables, histograms; 0 for none) in steps, as the train step logs them."""
+
+    def make_sparser(self, *, norms: int, histograms: Optional[int]) -> None: ...
+
+
+class StepTimes:
+    """Times each training step by what it logged ("plain", "norms",
+    "histograms") and logs less often where logging costs more than `BUDGET`.
+
+    Args:
+        automatic: (norm tables, histograms): which intervals follow the
+            budget; the others stay as the user chose.
+        clock: what steps are timed with (a test gives one of its own, so no
+            decision depends on how busy the machine is).
+
+    Example:
+
+    ```python
+    times = StepTimes((True, True), time.perf_counter)
+    times.step_ended("norms", logged_steps)  # at each batch end
+    ```
+    """
+
+    def __init__(self, automatic: Tuple[bool, bool], clock: Callable[[], float]):
+        self._automatic = automatic
+        self._clock = clock
+        self._times = {kind: collections.deque(maxlen=9) for kind in ("plain", "norms", "histograms")}
+        self._step_started: Optional[float] = None
+
+    def restart(self) -> None:
+        """At a fit's or an epoch's start: its first step also waits for its
+        data, it is not a step time."""
+        self._step_started = None
+
+    def step_ended(self, kind: Optional[str], intervals: Intervals) -> None:
+        """Times the step that just ended (with its in-graph statistics and
+        writing them out), which logged `kind` (None: nothing was recorded)."""
+        ended = self._clock()
+        if self._step_started is not None and kind is not None:
+            self._times[kind].append(ended - self._step_started)
+            if kind != "plain":
+                self._follow_budget(intervals)
+        self._step_started = ended
+
+    def _follow_budget(self, intervals: Intervals) -> None:
+        """Logs less often where logging costs more than its budget."""
+        times = self._times
+        norms, histograms = intervals.intervals
+        new_norms = new_histograms = None
+        if self._automatic[0]:
+            new_norms = interval_for(norms, times["norms"], times["plain"])
+        if self._automatic[1] and histograms:
+            # A histogram step also logs a table when both fall on it.
+            new_histograms = interval_for(
+                histograms, times["histograms"], times["norms"] if len(times["norms"]) else times["plain"]
+            )
+        if new_norms is None and new_histograms is None:
+            return
+        new_norms = new_norms or norms
+        # Histograms are never more frequent than tables.
+        new_histograms = max(new_histograms or histograms, new_norms) if histograms else None
+        intervals.make_sparser(norms=new_norms, histograms=new_histograms)
+        logger.info(
+            "tb_weightnorm: logging norm tables every %d steps and histograms every %d, to keep "
+            "their cost under %.1f%% of training time.",
+            *intervals.intervals, 100 * BUDGET,
+        )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 # Keeping W_0 for distance-from-initialisation costs one copy of the logged
 # weights; below this many elements (64 MB of float32) that is cheap enough to

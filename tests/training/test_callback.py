@@ -12,7 +12,7 @@ from support.events import numpy_stats, read_events
 from support.manual_clock import timed_callback
 from tb_weightnorm import schema
 from tb_weightnorm.wire import metadata
-from tb_weightnorm.writer import summary
+from tb_weightnorm.writer import kernel_grids
 
 LR = 0.05
 STATS = schema.all_stat_names()
@@ -276,13 +276,13 @@ def _conv_fit(tmp_path, epochs, epoch_seconds=0.0, drawing_seconds=0.1, **callba
     x, y = rng.normal(size=(16, 8, 8, 1)).astype("float32"), rng.normal(size=(16, 2)).astype("float32")
     callback = tb_weightnorm.WeightHealthCallback(str(tmp_path), **callback_kwargs)
     clock, timed = timed_callback(callback, step_seconds=0.001, epoch_seconds=epoch_seconds)
-    draw = summary.write_kernel_grid
+    draw = kernel_grids.write_kernel_grid
 
     def slow_draw(*args, **kwargs):
         clock.advance(drawing_seconds)
         return draw(*args, **kwargs)
 
-    with mock.patch.object(summary, "write_kernel_grid", slow_draw):
+    with mock.patch.object(kernel_grids, "write_kernel_grid", slow_draw):
         model.fit(x, y, batch_size=8, epochs=epochs, verbose=0, callbacks=[timed, callback])
     return [step for step, _, tag, _, _ in read_events(str(tmp_path / "train")) if tag.startswith(metadata.KERNEL_GRID_TAG_PREFIX)]
 

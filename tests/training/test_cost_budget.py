@@ -92,3 +92,33 @@ def test_grids_are_due_first_and_then_once_their_cost_fits_the_budget():
     assert not cost_budget.grids_due(0.5, 60.0)
     assert cost_budget.grids_due(0.5, 100.0)
     assert cost_budget.grids_due(0.0, 0.0)
+
+
+class _Intervals:
+    """What StepTimes adjusts, without a model: records what it is told."""
+
+    def __init__(self, norms, histograms):
+        self.intervals = (norms, histograms)
+
+    def make_sparser(self, *, norms, histograms):
+        self.intervals = (norms, histograms if histograms is not None else self.intervals[1])
+
+
+def test_step_times_follow_the_budget_from_the_steps_they_time(caplog):
+    # The callback's cost budget apart from any fit: steps of 2 ms, logged
+    # ones 60 ms more; the step after a restart (an epoch's first) is not timed.
+    now = [0.0]
+    times = cost_budget.StepTimes((True, False), lambda: now[0])
+    intervals = _Intervals(10, 100)
+    times.restart()
+    with caplog.at_level(logging.INFO, logger="tb_weightnorm"):
+        for kind in ["norms"] + ["plain"] * 3 + ["norms"]:
+            now[0] += 0.062 if kind == "norms" else 0.002
+            times.step_ended(kind, intervals)
+        assert intervals.intervals == (10, 100)  # one logged step timed: too few to decide
+        now[0] += 0.062
+        times.step_ended("norms", intervals)
+    # Only the norm tables follow the budget here: the histograms' interval
+    # was the user's; never below the tables' though.
+    assert intervals.intervals == (10000, 10000)  # 60 ms on 2 ms steps: 6,000 rounded up
+    assert "logging norm tables every 10000 steps and histograms every 10000" in caplog.text

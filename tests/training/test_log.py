@@ -197,3 +197,47 @@ def test_numpy_gradients_are_taken_as_tensors(tmp_path):
     events = read_events(str(tmp_path))
     stats = _names(events).stats
     assert events[0][4][0, stats.index("gradient/l2")] == pytest.approx(2.0 * np.sqrt(20))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"keep_initial_weights": False}, {"stats": ["*/l2", "update/*"], "exclude": ["*/bias"]}],
+    ids=["defaults", "no_weight_copies", "chosen_stats"],
+)
+def test_log_and_the_callback_log_the_same_table_for_the_same_options(tmp_path, options):
+    """Both take their table from one plan (`table.spec_for`): the same rows,
+    columns and histograms, except the update, which log() can only compute
+    from a copy of the weights it may keep (the callback reads the weights
+    before the update inside the optimizer's step)."""
+    model = _model()
+    model.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse")
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(16, 5)).astype("float32"), rng.normal(size=(16, 1)).astype("float32")
+    callback = tb_weightnorm.WeightHealthCallback(
+        str(tmp_path / "fit"), every_n_steps=1, histogram_every_n_steps=1, report=None, **options
+    )
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[callback])
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean((model(x, training=True) - y) ** 2)
+    grads = tape.gradient(loss, model.trainable_variables)
+    writer = tf.summary.create_file_writer(str(tmp_path / "loop"))
+    with writer.as_default():
+        tb_weightnorm.log(model, gradients=grads, step=0, histogram_every_n_steps=1, **options)
+    writer.flush()
+
+    def names_and_histogram_tag(run_dir):
+        events = read_events(str(run_dir))
+        tables = [e for e in events if e[2].startswith(metadata.NORM_TABLE_TAG_PREFIX)]
+        (histogram_tag,) = {e[2] for e in events if e[2].startswith(metadata.HISTOGRAM_TAG_PREFIX)}
+        return _names(tables), histogram_tag
+
+    fit, fit_histograms = names_and_histogram_tag(tmp_path / "fit" / "train")
+    loop, loop_histograms = names_and_histogram_tag(tmp_path / "loop")
+    assert loop.variables == fit.variables and loop.layers == fit.layers
+    assert loop_histograms == fit_histograms
+    keeps_copies = options.get("keep_initial_weights", True)  # a small model keeps them by default
+    assert any(s.startswith("update/") for s in fit.stats)
+    assert loop.stats == tuple(s for s in fit.stats if keeps_copies or not s.startswith("update/"))
+    assert ("weight/dist_init" in fit.stats) == ("weight/dist_init" in loop.stats) == (
+        keeps_copies and "stats" not in options
+    )
