@@ -46,7 +46,8 @@ MAX_CONV_GRIDS = 4  # conv layers with kernel grids
 
 _REPO = pathlib.Path(__file__).resolve().parent.parent
 # The sources that decide what the writers put on disk.
-_WRITER_SOURCES = ("summary.py", "metadata.py", "table.py", "stats.py", "histograms.py", "kernel_grid.py")
+# What decides the bytes this script writes: a change to any of them makes a new cache entry.
+_WRITER_SOURCES = ("schema.py", "wire", "graph", "writer/summary.py", "writer/kernel_grids.py")
 _COMPLETE = "complete.json"
 
 
@@ -286,12 +287,14 @@ class ValueModel:
 def _source_hash() -> str:
     digest = hashlib.sha1()
     package = _REPO / "tb_weightnorm"
-    sources = [package / name for name in _WRITER_SOURCES]
-    sources += sorted(package.glob("*codec*.py")) + sorted((package / "proto").glob("*"))
+    sources = []
+    for name in _WRITER_SOURCES:
+        path = package / name
+        sources += sorted(p for p in path.rglob("*.py") if "__pycache__" not in p.parts) if path.is_dir() else [path]
     sources.append(pathlib.Path(__file__).resolve())
     for path in sources:
         if path.is_file():
-            digest.update(path.name.encode())
+            digest.update(str(path.relative_to(_REPO)).encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 
@@ -333,14 +336,13 @@ def _write(logdir: str, variables: int, steps: int) -> Dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
-    from tb_weightnorm.graph import model_variables
+    from tb_weightnorm.graph import model_variables, table
     from tb_weightnorm.writer import kernel_grids, summary
-    from tb_weightnorm.graph import table
 
     rows = model_rows(variables)
     tracked = [model_variables.TrackedVariable(None, r.path, r.layer, True, None, r.has_units) for r in rows]
-    names = table.make_spec(tracked, gradients=True, updates=True, dist_init=True).names()
-    hist_names = table.make_spec(tracked, gradients=False, updates=False, dist_init=False).names()
+    spec = table.make_spec(tracked, gradients=True, updates=True, dist_init=True)
+    names, hist_names = spec.names(), spec.histogram_names()
     values = ValueModel(rows, steps)
     convs = [r for r in rows if r.path.endswith("/kernel") and r.layer.startswith("conv2d")][:MAX_CONV_GRIDS]
     grid_every = max(1, steps // KERNEL_GRIDS)
