@@ -12,10 +12,10 @@ import keras
 import tensorflow as tf
 
 from tb_weightnorm import diagnosis, snapshots
-from tb_weightnorm.graph import model_variables, table, tf_state
+from tb_weightnorm.graph import model_variables, record_buffers, table, tf_state
 from tb_weightnorm.read.history import HistoryBuffer
 from tb_weightnorm.wire import event_files, metadata
-from tb_weightnorm.writer import alerts, cost_budget, optimizer_hook, summary
+from tb_weightnorm.writer import alerts, cost_budget, summary
 from tb_weightnorm.writer.alerts import Alert, AlertPolicy, WeightHealthAlert
 from tb_weightnorm.writer.healthy_weights import HealthyWeights
 from tb_weightnorm.writer.model_optimizers import ModelRecorders
@@ -245,8 +245,8 @@ class WeightHealthCallback(keras.callbacks.Callback):
         settings = (
             repr(options),
             steps_per_execution,
-            optimizer_hook.buffer_slots(steps_per_execution, self.every_n_steps),
-            optimizer_hook.buffer_slots(steps_per_execution, self.histogram_every_n_steps)
+            record_buffers.buffer_slots(steps_per_execution, self.every_n_steps),
+            record_buffers.buffer_slots(steps_per_execution, self.histogram_every_n_steps)
             if self.histogram_every_n_steps else 0,
         )
         self._recorder = ModelRecorders.for_model(
