@@ -6,11 +6,11 @@ tensor is bucketed where it lives and all the histograms come back as ONE small
 [n, bins + 5] table, so logging a model with hundreds of variables costs one
 device-to-host copy instead of hundreds.
 
-Like `stats.tensor_stats`, many small variables are bucketed together with
-segment ops over concatenated chunks, and a variable larger than
-`stats._CHUNK_ELEMENTS` is bucketed alone so nothing is ever concatenated into a
-second copy of a huge tensor. The chunk size is read by `stats._chunks` at call
-time (it is deliberately not imported by name here, which would freeze it).
+In the training step (TensorFlow). Like `stats.tensor_stats`, many small
+variables are bucketed together over concatenated chunks, and a variable
+larger than `tensor_groups.CHUNK_ELEMENTS` is bucketed alone, piece by piece,
+so nothing is ever concatenated into a second copy of a huge tensor (see
+`tensor_groups`, whose functions read the chunk size when called).
 
 Bucket edges. Bucket b of a tensor holds the finite values x with
 ``edge(b) <= x < edge(b + 1)`` (the last bucket also holds the max), where
@@ -31,8 +31,8 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
-from tb_weightnorm.graph import stats, tf_state
-from tb_weightnorm.graph.stats import _as_float32
+from tb_weightnorm.graph import tensor_groups, tf_state
+from tb_weightnorm.graph.tensor_groups import as_float32
 
 # Columns after the buckets, in this order, in the counts table of a chunk.
 _NON_FINITE = ("nan_count", "neg_inf_count", "pos_inf_count")
@@ -127,17 +127,20 @@ def histograms(tensors: Sequence, bins: int) -> tf.Tensor:
     implicit: List[Optional[tf.Tensor]] = []
     for t in tensors:
         # A large tensor (or variable) is read and cast a piece at a time.
-        flat, zeros = (t, None) if stats.is_large(t) else _flatten(t)
+        flat, zeros = (t, None) if tensor_groups.is_large(t) else _flatten(t)
         flats.append(flat)
         implicit.append(zeros)
     # Deduplicated IndexedSlices have a data-dependent size, unknown to
-    # _static_size inside a graph, so they are bucketed alone there; that also
+    # tensor_groups.static_size inside a graph, so they are bucketed alone there; that also
     # keeps XLA from having to concatenate dynamically shaped pieces. The
-    # chunks are those of stats.segmented_chunks, laid out by _Layout.
+    # chunks are those of tensor_groups.segmented_chunks, laid out by _Layout.
     parts = []
-    sizes = [tf.TensorShape(f.shape).num_elements() if stats.is_large(f) else stats._static_size(f) for f in flats]
-    for group in stats._chunks(sizes):
-        if len(group) == 1 and stats.is_large(flats[group[0]]):
+    sizes = [
+        tf.TensorShape(f.shape).num_elements() if tensor_groups.is_large(f) else tensor_groups.static_size(f)
+        for f in flats
+    ]
+    for group in tensor_groups.chunks(sizes):
+        if len(group) == 1 and tensor_groups.is_large(flats[group[0]]):
             parts.append(_large_histogram(flats[group[0]], bins))
             continue
         zeros = None
@@ -153,7 +156,7 @@ def _flatten(t) -> Tuple[tf.Tensor, Optional[tf.Tensor]]:
     """The stored values of `t` as a flat float32 tensor, and for IndexedSlices
     the int64 number of zeros it stands for but does not store (else None)."""
     if not isinstance(t, tf.IndexedSlices):
-        return tf.reshape(_as_float32(t), [-1]), None
+        return tf.reshape(as_float32(t), [-1]), None
     if t.dense_shape is None:
         raise ValueError(
             "An IndexedSlices without dense_shape does not say how many implicit "
@@ -166,7 +169,7 @@ def _flatten(t) -> Tuple[tf.Tensor, Optional[tf.Tensor]]:
     # tf.convert_to_tensor(slices) does, so the result equals the dense histogram.
     unique, positions = tf.unique(t.indices)
     rows = tf.math.unsorted_segment_sum(values, positions, tf.size(unique))
-    flat = tf.reshape(_as_float32(rows), [-1])
+    flat = tf.reshape(as_float32(rows), [-1])
     total = tf.reduce_prod(tf.cast(t.dense_shape, tf.int64))
     return flat, total - tf.size(flat, out_type=tf.int64)
 
@@ -231,12 +234,12 @@ def _column(flat, finite, lo, scale, span, divisor, bins: int) -> tf.Tensor:
 
 def _large_histogram(tensor, bins: int) -> tf.Tensor:
     """The [1, bins + 5] histogram of a large tensor or variable (any real
-    dtype), in two passes over its pieces (see `stats.in_pieces`): its range,
-    then its counts. No temporary of its full size is made."""
+    dtype), in two passes over its pieces (see `tensor_groups.in_pieces`):
+    its range, then its counts. No temporary of its full size is made."""
     big = tf.constant(float("inf"))
 
     def extremes(piece):
-        x = tf.reshape(_as_float32(piece), [-1])
+        x = tf.reshape(as_float32(piece), [-1])
         finite = tf.math.is_finite(x)
         return tf.stack([
             tf.reduce_min(tf.where(finite, x, big)),
@@ -244,21 +247,21 @@ def _large_histogram(tensor, bins: int) -> tf.Tensor:
             tf.cast(tf.reduce_all(finite), tf.float32),
         ])
 
-    per_piece = stats.in_pieces([tensor], extremes, [3])
+    per_piece = tensor_groups.in_pieces([tensor], extremes, [3])
     size = tf.constant([tf.TensorShape(tensor.shape).num_elements()], tf.int32)
     ranges = _Ranges(tf.reduce_min(per_piece[:, 0])[None], tf.reduce_max(per_piece[:, 1])[None], size, None, bins)
     lo, scale, span = ranges.lo[0], ranges.scale[0], ranges.safe_span[0]
 
     def counts(masks: bool):
         def of_piece(piece):
-            x = tf.reshape(_as_float32(piece), [-1])
+            x = tf.reshape(as_float32(piece), [-1])
             if masks:
                 column = _column(x, tf.math.is_finite(x), lo, scale, span, ranges.divisor, bins)
             else:
                 column = _bucket(x, lo, span, bins, ranges.divisor)
             return _Layout([x], bins).count(column)[0]
 
-        return tf.reduce_sum(stats.in_pieces([tensor], of_piece, [_width(bins)], tf.int32), axis=0)
+        return tf.reduce_sum(tensor_groups.in_pieces([tensor], of_piece, [_width(bins)], tf.int32), axis=0)
 
     # As in _group_histograms: almost always every value is finite and in
     # range, and the buckets need no masks.
@@ -280,7 +283,7 @@ class _Layout:
 
     A per-tensor value reaches that tensor's values by a broadcast per size
     class: on CPU a gather per value, or the tf.repeat that makes the segment
-    ids of stats.segmented_chunks, costs several elementwise passes (and
+    ids of tensor_groups.segmented_chunks, costs several elementwise passes (and
     under XLA, once a chunk is large, that tf.repeat comes out longer than the
     chunk, which the segment ops reject). Tensors of one size are made
     adjacent; models repeat a few shapes many times, so the graph gets few
@@ -323,7 +326,7 @@ class _Layout:
             # scatters into unsorted segments, but cannot split off a class
             # of unknown size.
             if not self.xla or not static:
-                self.segments = stats._Segments(self.ids, n)
+                self.segments = tensor_groups.Segments(self.ids, n)
 
     def to_sorted(self, values: tf.Tensor) -> tf.Tensor:
         return values if self._identity() else tf.gather(values, self.order)

@@ -1,161 +1,43 @@
-"""In-graph statistics of weights, gradients and updates.
+"""Statistics of weights, gradients and updates: norms, moments, non-finite
+counts, dead units.
 
-Pure TensorFlow functions: no I/O, no summaries, no Python state, so they run
-eagerly, inside `tf.function` and inside XLA-compiled train steps alike. Values
-are reduced where the tensors live; only the small tables leave the device.
+In the training step (TensorFlow): pure functions of tensors, no I/O, no
+summaries, no Python state, so they run eagerly, inside `tf.function` and
+inside XLA-compiled train steps alike. Values are reduced where the tensors
+live; only the small tables leave the device.
 
-Variables of one shape are stacked and reduced together, row by row (models
-repeat a few shapes many times: a 200-layer MLP has 4), and the other small
-ones are concatenated and reduced with segment ops: a few large ops instead
-of a dozen small ones per variable, which matters for models with hundreds of
-layers, whose logged step is mostly per-op cost. Sums are taken in float64
-(see `_sums`), which needs no rescaling pass and no conditional for huge or
-tiny values: each op left out is one less to trace and to run. A variable larger than
-`_CHUNK_ELEMENTS` is reduced alone so nothing is ever concatenated into a
-second copy of a huge tensor, and piece by
-piece (`piece_elements()` values at a time, in a loop), so the temporaries of
-its reductions stay the size of a piece: reducing a 100-million-value
-embedding at once would hold several more tensors of its size, on a device
-it may fill.
+The tensors are reduced in groups (`tensor_groups`: same-shape batches,
+chunks of small tensors, large tensors piece by piece): a few large ops
+instead of a dozen small ones per variable, which matters for models with
+hundreds of layers, whose logged step is mostly per-op cost. Sums are taken
+in float64 (see `_sums`), which needs no rescaling pass and no conditional
+for huge or tiny values: each op left out is one less to trace and to run.
 """
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Sequence, Tuple
 
-import numpy as np
 import tensorflow as tf
 
-from tb_weightnorm.graph import tf_state
+from tb_weightnorm.graph.tensor_groups import (
+    Rows,
+    Segments,
+    as_float32,
+    batch_key,
+    batch_members,
+    flat_float32,
+    in_order,
+    in_pieces,
+    is_large,
+    pair_key,
+    piece_elements,
+    same_shape_batches,
+    segmented_chunks,
+    stacked,
+    tf_variable,
+)
 from tb_weightnorm.schema import TENSOR_STATS
-
-_CHUNK_ELEMENTS = 1 << 22
-
-
-def _as_float32(x) -> tf.Tensor:
-    if isinstance(x, tf.IndexedSlices):
-        x = tf.convert_to_tensor(x)
-    x = tf.convert_to_tensor(x)
-    if x.dtype != tf.float32:
-        x = tf.cast(x, tf.float32)
-    return x
-
-
-def _chunks(sizes: Sequence[int]) -> List[List[int]]:
-    """Groups tensor indices so each group holds at most _CHUNK_ELEMENTS values
-    (a larger tensor is a group of its own)."""
-    groups: List[List[int]] = []
-    current: List[int] = []
-    total = 0
-    for i, size in enumerate(sizes):
-        if current and total + size > _CHUNK_ELEMENTS:
-            groups.append(current)
-            current, total = [], 0
-        current.append(i)
-        total += size
-    if current:
-        groups.append(current)
-    return groups
-
-
-class _Segments:
-    """Reductions over the n segments of a flat tensor whose segment ids are
-    sorted and contiguous (as `segmented_chunks` makes them); with ids None,
-    over the whole tensor as one segment.
-
-    On CPU the sorted segment kernels are 3 to 4 times faster than the
-    unsorted ones, but they have no XLA version and drop trailing empty
-    segments; under XLA the unsorted ones are used. A whole tensor takes the
-    plain reductions, which run on several threads. The sum of an empty
-    segment is 0; its max and min mean nothing (callers look at the count).
-    """
-
-    def __init__(self, ids: Optional[tf.Tensor], n: int):
-        self.ids, self.n = ids, n
-        self.xla = tf_state.compiling_with_xla()
-
-    def _reduce(self, sorted_op, unsorted_op, whole_op, x: tf.Tensor) -> tf.Tensor:
-        if self.ids is None:
-            return whole_op(x)[None]
-        if self.xla:
-            return unsorted_op(x, self.ids, self.n)
-        out = sorted_op(x, self.ids)
-        return tf.reshape(tf.pad(out, [[0, self.n - tf.shape(out)[0]]]), [self.n])
-
-    def sum(self, x):
-        return self._reduce(tf.math.segment_sum, tf.math.unsorted_segment_sum, tf.reduce_sum, x)
-
-    def max(self, x):
-        return self._reduce(tf.math.segment_max, tf.math.unsorted_segment_max, tf.reduce_max, x)
-
-    def min(self, x):
-        return self._reduce(tf.math.segment_min, tf.math.unsorted_segment_min, tf.reduce_min, x)
-
-
-class _Rows:
-    """Reductions over each row of a [n, size] tensor: tensors of one shape
-    stacked. The same interface as `_Segments`, at the cost of plain
-    reductions (several threads, no segment ids)."""
-
-    def __init__(self, n: int):
-        self.n = n
-
-    def sum(self, x):
-        return tf.reduce_sum(x, axis=1)
-
-    def max(self, x):
-        return tf.reduce_max(x, axis=1)
-
-    def min(self, x):
-        return tf.reduce_min(x, axis=1)
-
-
-def _batch_key(tensor) -> Optional[tuple]:
-    """What tensors must share to be stacked: static shape and dtype; None
-    for one that is never stacked (sparse, of unknown shape, or large)."""
-    if isinstance(tensor, tf.IndexedSlices) or not hasattr(tensor, "shape") or is_large(tensor):
-        return None
-    shape = tf.TensorShape(tensor.shape)
-    if not shape.is_fully_defined():
-        return None
-    return tuple(shape.as_list()), tf.as_dtype(tensor.dtype)
-
-
-def _pair_key(now, before) -> Optional[tuple]:
-    """The `_batch_key` of a (now, before) pair: both sides must stack."""
-    key = _batch_key(now)
-    return None if key is None else (*key, before.dtype)
-
-
-def _same_shape_batches(keys: Sequence[Optional[tuple]]) -> Tuple[List[List[int]], List[int]]:
-    """(batches, rest): the indices of two or more tensors of one `_batch_key`
-    (the key's first item is the shape), at most `_CHUNK_ELEMENTS` values per
-    batch; and the indices of every other tensor, in order."""
-    by_key: Dict[tuple, List[int]] = {}
-    rest: List[int] = []
-    for i, key in enumerate(keys):
-        (rest if key is None else by_key.setdefault(key, [])).append(i)
-    batches: List[List[int]] = []
-    for key, members in by_key.items():
-        if len(members) < 2:
-            rest.extend(members)
-            continue
-        size = int(np.prod(key[0]))
-        for chunk in _chunks([size] * len(members)):
-            batches.append([members[j] for j in chunk])
-    return batches, sorted(rest)
-
-
-def _members(batches: Sequence[Sequence[int]]) -> List[int]:
-    """The indices of `batches`, batch after batch: the order of their rows."""
-    return [i for batch in batches for i in batch]
-
-
-def _stacked(tensors: Sequence) -> tf.Tensor:
-    """Tensors of one shape and dtype as a float32 [n, size] tensor: one
-    stack, one cast, one reshape for the lot."""
-    size = tf.TensorShape(tensors[0].shape).num_elements()
-    return tf.reshape(_as_float32(tf.stack([tf.convert_to_tensor(t) for t in tensors])), [len(tensors), size])
 
 
 def _sums(x: tf.Tensor, segments) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
@@ -175,8 +57,8 @@ def _sums(x: tf.Tensor, segments) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
 
 
 def _segment_stats(flat: tf.Tensor, segments, sizes: tf.Tensor) -> tf.Tensor:
-    """The TENSOR_STATS of the n segments of `flat` (`_Segments` of a flat
-    tensor, or `_Rows` of a stacked one; segment i holds sizes[i] values), as
+    """The TENSOR_STATS of the n segments of `flat` (`Segments` of a flat
+    tensor, or `Rows` of a stacked one; segment i holds sizes[i] values), as
     a [n, 9] float32 tensor.
 
     Every stat but the counts is over the finite values only, so one NaN does
@@ -251,42 +133,7 @@ def tensor_stats(tensors: Sequence) -> tf.Tensor:
     parts = [_dense_stats([tensors[i] for i in dense])] if dense else []
     parts += [_indexed_slices_stats(tensors[i]) for i in sparse]
     parts += [_large_stats(tensors[i]) for i in large]
-    return _in_order(parts, dense + sparse + large)
-
-
-def _in_order(parts: Sequence[tf.Tensor], order: Sequence[int]) -> tf.Tensor:
-    """The rows of `parts`, concatenated, put back in the callers' order
-    (row k of the concatenation belongs to tensor order[k])."""
-    table = parts[0] if len(parts) == 1 else tf.concat(parts, axis=0)
-    if list(order) == list(range(len(order))):
-        return table
-    return tf.gather(table, [list(order).index(i) for i in range(len(order))])
-
-
-def is_large(tensor) -> bool:
-    """Whether a dense tensor (or a variable) is reduced piece by piece: more
-    values than a chunk holds, known when tracing (a size known only when
-    running cannot decide how to loop)."""
-    if isinstance(tensor, tf.IndexedSlices) or not hasattr(tensor, "shape"):
-        return False
-    size = tf.TensorShape(tensor.shape).num_elements()
-    return size is not None and size > _CHUNK_ELEMENTS
-
-
-def piece_elements() -> int:
-    """About how many values a piece of a large tensor holds: an op on a
-    piece makes a temporary of 1 MB (float32), and a piece takes a few dozen
-    of them (pieces of this size were also the fastest, as they stay in the
-    CPU's caches)."""
-    return max(1, _CHUNK_ELEMENTS // 16)
-
-
-def tf_variable(value) -> Optional[tf.Variable]:
-    """The tf.Variable `value` is or wraps (a Keras variable holds one), else None."""
-    if isinstance(value, tf.Variable):
-        return value
-    inner = getattr(value, "value", None)
-    return inner if isinstance(inner, tf.Variable) else None
+    return in_order(parts, dense + sparse + large)
 
 
 def value_of(variable):
@@ -296,72 +143,14 @@ def value_of(variable):
     return variable if is_large(variable) else tf.convert_to_tensor(variable)
 
 
-def in_pieces(sources: Sequence, compute, shape: Sequence[int], dtype=tf.float32) -> tf.Tensor:
-    """compute(*pieces) of consecutive pieces of `sources`, stacked as a
-    [pieces, *shape] tensor.
-
-    A piece is the same whole rows (first axis) of every source, about
-    `piece_elements()` values; a source whose rows are longer than that is
-    cut as 1-D. The pieces run one at a time in a while loop, so reducing a
-    huge tensor holds the temporaries of one piece, not tensors of its full
-    size. A variable is read a piece at a time and never whole: a variable
-    updated sparsely (an embedding table, by its optimizer) copies itself
-    whole on every full read.
-
-    Args:
-        sources: tensors or variables of one static shape, of rank >= 1.
-        compute: maps the pieces (one per source, each [rows, ...]) to a
-            tensor of `shape`.
-        shape: the static shape of what `compute` returns.
-        dtype: its dtype.
-    """
-    full_shape = tf.TensorShape(sources[0].shape).as_list()
-    inner = 1
-    for size in full_shape[1:]:
-        inner *= size
-    if inner > piece_elements():
-        sources = [tf.reshape(tf.convert_to_tensor(s), [-1]) for s in sources]
-        full_shape, inner = [full_shape[0] * inner], 1
-    rest = full_shape[1:]
-    rows = max(1, piece_elements() // inner)
-    full, tail = divmod(full_shape[0], rows)
-
-    def piece(source, start, count: int):
-        variable = tf_variable(source)
-        if variable is not None:
-            return variable.sparse_read(tf.range(count) + start)
-        return tf.slice(source, [start] + [0] * len(rest), [count] + rest)
-
-    parts = []
-    if full:
-
-        def body(i, results):
-            return i + 1, results.write(i, compute(*[piece(s, i * rows, rows) for s in sources]))
-
-        results = tf.TensorArray(dtype, size=full, element_shape=list(shape))
-        # One piece at a time: parallel iterations would hold several pieces'
-        # temporaries at once.
-        _, results = tf.while_loop(
-            lambda i, _: i < full, body, (tf.constant(0), results), parallel_iterations=1
-        )
-        parts.append(results.stack())
-    if tail:
-        parts.append(compute(*[piece(s, full * rows, tail) for s in sources])[None])
-    return parts[0] if len(parts) == 1 else tf.concat(parts, axis=0)
-
-
-def _flat_float32(piece) -> tf.Tensor:
-    return tf.reshape(_as_float32(piece), [-1])
-
-
 def _large_stats(tensor) -> tf.Tensor:
     """The [1, 9] TENSOR_STATS of a large dense tensor or variable, from those
     of its pieces."""
 
     def piece_stats(piece):
-        flat = _flat_float32(piece)
+        flat = flat_float32(piece)
         size = float(flat.shape[0])
-        return tf.concat([_segment_stats(flat, _Segments(None, 1), tf.constant([size]))[0], [size]], axis=0)
+        return tf.concat([_segment_stats(flat, Segments(None, 1), tf.constant([size]))[0], [size]], axis=0)
 
     per_piece = in_pieces([tensor], piece_stats, [len(TENSOR_STATS) + 1])
     return _combined_stats(per_piece[:, :-1], per_piece[:, -1])[None]
@@ -432,26 +221,26 @@ def l2_norms(tensors: Sequence) -> tf.Tensor:
         return tf.zeros([0], tf.float32)
     if any(isinstance(t, tf.IndexedSlices) for t in tensors):
         return tensor_stats(tensors)[:, 1]
-    batches, rest = _same_shape_batches([_batch_key(t) for t in tensors])
+    batches, rest = same_shape_batches([batch_key(t) for t in tensors])
     large = [i for i in rest if is_large(tensors[i])]
     dense = [i for i in rest if i not in large]
-    parts = [_finite_l2(_stacked([tensors[i] for i in batch]), _Rows(len(batch))) for batch in batches]
+    parts = [_finite_l2(stacked([tensors[i] for i in batch]), Rows(len(batch))) for batch in batches]
     if dense:
-        flats = [tf.reshape(_as_float32(tensors[i]), [-1]) for i in dense]
+        flats = [tf.reshape(as_float32(tensors[i]), [-1]) for i in dense]
         for _, flat, segments in segmented_chunks(flats):
             parts.append(_finite_l2(flat, segments))
-    parts += [_l2_in_pieces([tensors[i]], _flat_float32) for i in large]
-    return _in_order(parts, _members(batches) + dense + large)
+    parts += [_l2_in_pieces([tensors[i]], flat_float32) for i in large]
+    return in_order(parts, batch_members(batches) + dense + large)
 
 
 def _l2_in_pieces(sources: Sequence, flat_of) -> tf.Tensor:
     """The [1] l2 norm over the finite values of `flat_of(*pieces)` (1-D
     float32), piece by piece of `sources` (see in_pieces)."""
-    per_piece = in_pieces(sources, lambda *pieces: _finite_l2(flat_of(*pieces), _Segments(None, 1))[0], [])
+    per_piece = in_pieces(sources, lambda *pieces: _finite_l2(flat_of(*pieces), Segments(None, 1))[0], [])
     return combined_l2(per_piece)[None]
 
 
-def _finite_l2(flat: tf.Tensor, segments: _Segments) -> tf.Tensor:
+def _finite_l2(flat: tf.Tensor, segments: Segments) -> tf.Tensor:
     """The l2 norm of each segment of float32 `flat` over its finite values."""
     squares = _sums(flat, segments)[1]
     squares = tf.cond(
@@ -487,67 +276,32 @@ def difference_l2_norms(pairs: Sequence) -> tf.Tensor:
     if not pairs:
         return tf.zeros([0], tf.float32)
     # Batched by the shape and dtypes of both sides: one subtraction per batch.
-    batches, rest = _same_shape_batches([_pair_key(now, before) for now, before in pairs])
+    batches, rest = same_shape_batches([pair_key(now, before) for now, before in pairs])
     large = [i for i in rest if is_large(pairs[i][0])]
     dense = [i for i in rest if i not in large]
     parts = []
     for batch in batches:
         now, before = (tf.stack([tf.convert_to_tensor(pairs[i][side]) for i in batch]) for side in (0, 1))
         difference = tf.reshape(_difference(now, before), [len(batch), now.shape[1:].num_elements()])
-        parts.append(_finite_l2(difference, _Rows(len(batch))))
+        parts.append(_finite_l2(difference, Rows(len(batch))))
     if dense:
         parts.append(l2_norms([_difference(*pairs[i]) for i in dense]))
     parts += [_l2_in_pieces(list(pairs[i]), lambda a, b: tf.reshape(_difference(a, b), [-1])) for i in large]
-    return _in_order(parts, _members(batches) + dense + large)
-
-
-def segmented_chunks(flats: Sequence[tf.Tensor]):
-    """Yields (indices, flat, `_Segments`) for chunks of 1-D tensors: small
-    ones concatenated so a few large ops serve them all, a large one alone."""
-    for group in _chunks([_static_size(f) for f in flats]):
-        members = [flats[i] for i in group]
-        if len(members) == 1:
-            yield group, members[0], _Segments(None, 1)
-            continue
-        flat = tf.concat(members, axis=0)
-        total = tf.size(flat, out_type=tf.int32)
-        static = [m.shape[0] for m in members]
-        if all(size is not None for size in static):
-            yield group, flat, _Segments(_segment_ids(tf.constant([int(n) for n in static], tf.int32), total), len(group))
-        else:
-            lengths = tf.stack([tf.size(m, out_type=tf.int32) for m in members])
-            yield group, flat, _Segments(_segment_ids(lengths, total), len(group))
-
-
-def _segment_ids(lengths: tf.Tensor, total: tf.Tensor) -> tf.Tensor:
-    """[total] ids: i repeated lengths[i] times.
-
-    tf.repeat does this on CPU, but under XLA it pads every segment to the
-    longest one, so a large kernel beside a small bias makes ids longer than
-    the data, which the segment ops reject. There a cumulative sum of ones
-    placed at each segment's start gives the same ids in one pass.
-    """
-    if not tf_state.compiling_with_xla():
-        return tf.repeat(tf.range(tf.size(lengths), dtype=tf.int32), lengths)
-    starts = tf.cumsum(lengths, exclusive=True)[1:]
-    marks = tf.tensor_scatter_nd_add(
-        tf.zeros([total], tf.int32), starts[:, None], tf.ones_like(starts)
-    )
-    return tf.cumsum(marks)
+    return in_order(parts, batch_members(batches) + dense + large)
 
 
 def _dense_stats(tensors: Sequence) -> tf.Tensor:
-    batches, rest = _same_shape_batches([_batch_key(t) for t in tensors])
+    batches, rest = same_shape_batches([batch_key(t) for t in tensors])
     parts = []
     for batch in batches:
-        stacked = _stacked([tensors[i] for i in batch])
-        sizes = tf.fill([len(batch)], float(stacked.shape[1]))
-        parts.append(_segment_stats(stacked, _Rows(len(batch)), sizes))
-    flats = [tf.reshape(_as_float32(tensors[i]), [-1]) for i in rest]
+        batch_values = stacked([tensors[i] for i in batch])
+        sizes = tf.fill([len(batch)], float(batch_values.shape[1]))
+        parts.append(_segment_stats(batch_values, Rows(len(batch)), sizes))
+    flats = [tf.reshape(as_float32(tensors[i]), [-1]) for i in rest]
     for group, flat, segments in segmented_chunks(flats):
         sizes = _sizes([flats[i] for i in group])
         parts.append(_segment_stats(flat, segments, sizes))
-    return _in_order(parts, _members(batches) + rest)
+    return in_order(parts, batch_members(batches) + rest)
 
 
 def _sizes(flats: Sequence[tf.Tensor]) -> tf.Tensor:
@@ -561,7 +315,7 @@ def _indexed_slices_stats(slices: tf.IndexedSlices) -> tf.Tensor:
     """Stats of the dense tensor an IndexedSlices stands for: its listed rows
     (duplicates summed, as densifying would) plus the implicit zeros."""
     unique, position = tf.unique(tf.reshape(slices.indices, [-1]))
-    values = _as_float32(slices.values)
+    values = as_float32(slices.values)
     rows = tf.math.unsorted_segment_sum(values, position, tf.size(unique))
     row_stats = _dense_stats([rows])[0]
     listed = tf.cast(tf.size(rows), tf.float32)
@@ -630,21 +384,21 @@ def dead_unit_fractions(gradients: Sequence) -> tf.Tensor:
     if not gradients:
         return tf.zeros([0], tf.float32)
     keys = [
-        _batch_key(g) if g is not None and len(g.shape) >= 2 and g.shape[-1] else None for g in gradients
+        batch_key(g) if g is not None and len(g.shape) >= 2 and g.shape[-1] else None for g in gradients
     ]
-    batches, rest = _same_shape_batches(keys)
+    batches, rest = same_shape_batches(keys)
     parts = []
     for batch in batches:
-        stacked = tf.stack([tf.convert_to_tensor(gradients[i]) for i in batch])
-        units = stacked.shape[-1]
-        columns = tf.reshape(stacked, [len(batch), stacked.shape[1:].num_elements() // units, units])
-        dead = tf.reduce_all(tf.equal(columns, tf.zeros([], stacked.dtype)), axis=1)
+        batch_gradients = tf.stack([tf.convert_to_tensor(gradients[i]) for i in batch])
+        units = batch_gradients.shape[-1]
+        columns = tf.reshape(batch_gradients, [len(batch), batch_gradients.shape[1:].num_elements() // units, units])
+        dead = tf.reduce_all(tf.equal(columns, tf.zeros([], batch_gradients.dtype)), axis=1)
         parts.append(tf.cast(tf.math.count_nonzero(dead, axis=1), tf.float32) / float(units))
     parts += [
         (tf.constant(float("nan")) if gradients[i] is None else dead_unit_fraction(gradients[i]))[None]
         for i in rest
     ]
-    return _in_order(parts, _members(batches) + rest)
+    return in_order(parts, batch_members(batches) + rest)
 
 
 def global_norm(tensors: Sequence) -> tf.Tensor:
@@ -680,11 +434,6 @@ def global_norm(tensors: Sequence) -> tf.Tensor:
     return combined_l2(tf.concat(norms, axis=0))
 
 
-def _static_size(flat: tf.Tensor) -> int:
-    size = flat.shape[0]
-    return int(size) if size is not None else _CHUNK_ELEMENTS
-
-
 def update_stats(update_l2: tf.Tensor, weight_l2: tf.Tensor) -> tf.Tensor:
     """Statistics of the updates W_after - W_before from their l2 norms
     (`difference_l2_norms`), as a [n, 2] tensor.
@@ -696,4 +445,3 @@ def update_stats(update_l2: tf.Tensor, weight_l2: tf.Tensor) -> tf.Tensor:
     ratio = tf.math.divide_no_nan(l2, weight_l2)
     ratio = tf.where(tf.math.is_finite(l2), ratio, l2)
     return tf.stack([l2, ratio], axis=1)
-

@@ -1,4 +1,7 @@
-"""The variables tb_weightnorm keeps for itself (buffers, weight copies, flags).
+"""The variables tb_weightnorm keeps for itself (buffers, weight copies, flags),
+and what the training step asks of TensorFlow (replicas, XLA, conditionals).
+
+In the training step (TensorFlow).
 
 They are plain resource variables on the host that made them, never mirrored:
 created while a `tf.distribute` strategy is tracing a replica function, a
@@ -8,6 +11,9 @@ single replica (only replica 0 records) would wait forever for the others.
 
 from __future__ import annotations
 
+from typing import Iterable
+
+import numpy as np
 import tensorflow as tf
 from tensorflow.python.ops import resource_variable_ops
 
@@ -17,6 +23,20 @@ def plain_variable(initial_value, name: str) -> tf.Variable:
     the variable creators that distribution strategies install."""
     with tf.init_scope():
         return resource_variable_ops.ResourceVariable(initial_value, trainable=False, name=name)
+
+
+def variable_bytes(variables: Iterable) -> int:
+    """The bytes the values of `variables` take (on their device).
+
+    Args:
+        variables: tf or Keras variables (or tensors).
+
+    Example:
+
+    >>> variable_bytes([tf.Variable(tf.zeros([2, 3]))])
+    24
+    """
+    return sum(int(np.prod(v.shape)) * tf.as_dtype(v.dtype).size for v in variables)
 
 
 def replicas_in_sync() -> int:

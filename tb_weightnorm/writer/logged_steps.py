@@ -18,9 +18,9 @@ from typing import Dict, List, Optional, Tuple
 import tensorflow as tf
 
 from tb_weightnorm import schema
-from tb_weightnorm.graph import model_variables, table, tf_state
+from tb_weightnorm.graph import model_variables, record_buffers, table, tf_state
 from tb_weightnorm.wire import event_files, metadata
-from tb_weightnorm.writer import optimizer_hook, summary
+from tb_weightnorm.writer import summary
 from tb_weightnorm.writer.model_optimizers import ModelRecorders
 from tb_weightnorm.writer.optimizer_hook import applied_steps
 from tb_weightnorm.writer.options import LogOptions
@@ -89,8 +89,8 @@ class LoggedSteps:
         settings = (
             repr(options),
             steps_per_execution,
-            optimizer_hook.buffer_slots(steps_per_execution, self.every_n_steps),
-            optimizer_hook.buffer_slots(steps_per_execution, self.histogram_every_n_steps)
+            record_buffers.buffer_slots(steps_per_execution, self.every_n_steps),
+            record_buffers.buffer_slots(steps_per_execution, self.histogram_every_n_steps)
             if self.histogram_every_n_steps else 0,
         )
         self.recorder = ModelRecorders.for_model(

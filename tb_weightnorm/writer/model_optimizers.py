@@ -2,7 +2,10 @@
 optimizer, as most programs have, or several, as a GAN's discriminator and
 generator have.
 
-Each optimizer gets a recorder of its own (`optimizer_hook`), which takes its
+Host side, backend-neutral (Keras' optimizer API, numpy): what runs in the
+step is in `optimizer_hook` and `graph.update_recordings`.
+
+Each optimizer gets a recorder of its own (`update_recorder`), which takes its
 table inside that optimizer's update, as for one optimizer. Such a step may
 apply one optimizer several times (a WGAN's critic) and the optimizers count
 their updates apart, so their tables are logged at the training step (the
@@ -22,13 +25,14 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from tb_weightnorm import schema
 from tb_weightnorm.graph import tf_state
-from tb_weightnorm.graph.tf_state import plain_variable
+from tb_weightnorm.graph.update_recordings import TrainStepCounter
 from tb_weightnorm.writer import optimizer_hook, summary
-from tb_weightnorm.writer.optimizer_hook import AppliedUpdateRecorder, LoggingTrainFunction, applied_steps
+from tb_weightnorm.writer.optimizer_hook import applied_steps
+from tb_weightnorm.writer.train_function import LoggingTrainFunction
+from tb_weightnorm.writer.update_recorder import AppliedUpdateRecorder
 
 logger = logging.getLogger("tb_weightnorm")
 
@@ -70,32 +74,6 @@ def model_optimizers(model) -> List[Tuple[str, object]]:
             for key, item in value.items():
                 add(f"{name}[{key!r}]", item)
     return found
-
-
-class TrainStepCounter:
-    """The run's training step, counted inside the train step.
-
-    The callback sets it to the run's last step when a fit begins; each
-    `train_step` call adds one at its start, and in the logging function
-    writes at its end the tables the recorders kept aside in it.
-    """
-
-    def __init__(self):
-        self.value = plain_variable(tf.constant(0, tf.int64), "log_train_step")
-
-    def wrap(self, train_step, recorders: Sequence):
-        def counted_train_step(data):
-            first = tf_state.is_first_replica()
-            if first:
-                self.value.assign_add(1)
-            out = train_step(data)
-            if first:
-                step = self.value.read_value()
-                for recorder in recorders:
-                    recorder.flush_staged(step)
-            return out
-
-        return counted_train_step
 
 
 def _claimed(table: np.ndarray, stats: Sequence[str]) -> np.ndarray:
@@ -275,7 +253,7 @@ class ModelRecorders:
             note = gradient_note(names, instances)
         else:
             note = optimizer_hook.gradient_note(instances[0], self._replicas)
-        self._initial_copies: Dict[int, tf.Variable] = {}
+        self._initial_copies: Dict[int, object] = {}
         make_spec = self._make_spec
         self.recorders = [
             AppliedUpdateRecorder(
@@ -427,7 +405,5 @@ class ModelRecorders:
                 else:
                     held[role] = held.get(role, 0) + nbytes
         # The recorders share one copy of the initial weights.
-        held["initial weights"] = sum(
-            int(np.prod(v.shape)) * tf.as_dtype(v.dtype).size for v in self._initial_copies.values()
-        )
+        held["initial weights"] = tf_state.variable_bytes(self._initial_copies.values())
         return held

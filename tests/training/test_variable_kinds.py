@@ -245,9 +245,9 @@ def test_a_large_embedding_is_read_a_piece_at_a_time_inside_the_train_step(tmp_p
     so a full read would copy it) is a large variable: its weight stats,
     histograms and update come from pieces read after the optimizer's update,
     and match the weights and the applied step."""
-    from tb_weightnorm.graph import stats
+    from tb_weightnorm.graph import tensor_groups
 
-    monkeypatch.setattr(stats, "_CHUNK_ELEMENTS", 64)
+    monkeypatch.setattr(tensor_groups, "CHUNK_ELEMENTS", 64)
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((3,), dtype="int32"), keras.layers.Embedding(50, 4, name="embed"),
                               keras.layers.Flatten(), keras.layers.Dense(1, name="out")])

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tb_weightnorm.graph import histograms as hist_module, stats
+from tb_weightnorm.graph import histograms as hist_module, tensor_groups
 from tb_weightnorm.graph.histograms import histogram_columns, histograms
 
 
@@ -132,16 +132,16 @@ def test_huge_values_do_not_overflow():
 
 
 def test_many_variables_split_into_chunks(monkeypatch):
-    monkeypatch.setattr(stats, "_CHUNK_ELEMENTS", 10)
+    monkeypatch.setattr(tensor_groups, "CHUNK_ELEMENTS", 10)
     groups = []
-    chunks = stats._chunks
+    chunks = tensor_groups.chunks
 
     def recording_chunks(sizes):
         result = chunks(sizes)
         groups.append(result)
         return result
 
-    monkeypatch.setattr(stats, "_chunks", recording_chunks)
+    monkeypatch.setattr(tensor_groups, "chunks", recording_chunks)
     rng = np.random.default_rng(1)
     arrays = [rng.normal(size=n).astype(np.float32) for n in [3, 4, 25, 2, 9, 1, 0, 5]]
     arrays[3][1] = np.nan
@@ -196,13 +196,13 @@ def test_indexed_slices_equal_their_dense_tensor(bins):
 
 
 def test_indexed_slices_are_not_densified(monkeypatch):
-    read = hist_module._as_float32
+    read = hist_module.as_float32
 
     def refuse_slices(x):
         assert not isinstance(x, tf.IndexedSlices), "IndexedSlices were densified"
         return read(x)
 
-    monkeypatch.setattr(hist_module, "_as_float32", refuse_slices)
+    monkeypatch.setattr(hist_module, "as_float32", refuse_slices)
     # Dense, this would be 3e9 floats (12 GB); its zero count needs more than int32.
     big = tf.IndexedSlices(tf.ones([2, 3]), tf.constant([5, 5]), tf.constant([10**9, 3], tf.int64))
     got = histograms([big], 4).numpy()[0]
@@ -333,7 +333,7 @@ def test_large_tensors_and_variables_are_bucketed_piece_by_piece(monkeypatch, mo
     """Past a chunk of 64 values, a tensor is bucketed a piece of 4 values at
     a time, in two passes (range, then counts); a variable updated sparsely
     (an embedding table) is read a piece at a time too. Same counts."""
-    monkeypatch.setattr(stats, "_CHUNK_ELEMENTS", 64)
+    monkeypatch.setattr(tensor_groups, "CHUNK_ELEMENTS", 64)
     rng = np.random.default_rng(11)
     with_nan = rng.normal(size=(20, 5)).astype(np.float32)
     with_nan[3, 1], with_nan[7, 4], with_nan[19, 0] = np.nan, np.inf, -np.inf

@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 
 from support.events import numpy_stats
-from tb_weightnorm.graph import stats
+from tb_weightnorm.graph import stats, tensor_groups
 
 
 def _check(tensors, rtol=1e-5):
@@ -46,7 +46,7 @@ def test_other_dtypes_are_read_as_float32(dtype):
 
 
 def test_many_variables_split_into_chunks(monkeypatch):
-    monkeypatch.setattr(stats, "_CHUNK_ELEMENTS", 10)
+    monkeypatch.setattr(tensor_groups, "CHUNK_ELEMENTS", 10)
     rng = np.random.default_rng(1)
     _check([rng.normal(size=n).astype(np.float32) for n in [3, 4, 25, 2, 9, 1]])
 
@@ -145,7 +145,7 @@ def _large_cases():
 
 @pytest.mark.parametrize("mode", ["eager", "function", "xla"])
 def test_large_tensors_and_variables_are_reduced_piece_by_piece(monkeypatch, mode):
-    monkeypatch.setattr(stats, "_CHUNK_ELEMENTS", 64)
+    monkeypatch.setattr(tensor_groups, "CHUNK_ELEMENTS", 64)
     # Under XLA, the ways of cutting only (compiling is slow; the arithmetic
     # is the same in every mode).
     cases = _large_cases()[: 3 if mode == "xla" else None]
@@ -175,7 +175,7 @@ def test_large_tensors_and_variables_are_reduced_piece_by_piece(monkeypatch, mod
 
 @pytest.mark.parametrize("mode", ["eager", "function", "xla"])
 def test_dead_units_of_a_large_gradient(monkeypatch, mode):
-    monkeypatch.setattr(stats, "_CHUNK_ELEMENTS", 64)
+    monkeypatch.setattr(tensor_groups, "CHUNK_ELEMENTS", 64)
     g = np.zeros([30, 6], np.float32)
     g[:, 1] = 1.0
     g[29, 4] = np.nan  # a NaN is not a zero: unit 4 is alive
@@ -202,9 +202,9 @@ def _shared_shape_tensors():
 @pytest.mark.parametrize("mode", ["eager", "function", "xla"])
 def test_tensors_of_one_shape_are_reduced_together_with_the_same_results(mode, monkeypatch):
     # A chunk of 50 values: the seven 4x5 tensors are stacked 2 + 2 + 2 + 1.
-    monkeypatch.setattr(stats, "_CHUNK_ELEMENTS", 50)
+    monkeypatch.setattr(tensor_groups, "CHUNK_ELEMENTS", 50)
     tensors = _shared_shape_tensors()
-    batches, _ = stats._same_shape_batches([stats._batch_key(tf.constant(t)) for t in tensors])
+    batches, _ = tensor_groups.same_shape_batches([tensor_groups.batch_key(tf.constant(t)) for t in tensors])
     assert sorted(len(b) for b in batches) == [1, 2, 2, 2, 2, 2]
 
     def compute(*ts):
