@@ -12,8 +12,8 @@ import urllib.parse
 import pytest
 
 from support import plugin_logs
-from support.servers import http_get, tensorboard_process, wait_for_json
 from support.browser import open_tab, wait_for_heatmap
+from support.servers import http_get, tensorboard_process, wait_for_json
 
 FLAG = plugin_logs.WINDOW_FLAG
 NAN_RUN = plugin_logs.NAMED_RUNS[0]  # the run with a finding

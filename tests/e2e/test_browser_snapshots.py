@@ -6,9 +6,9 @@ import keras
 import numpy as np
 import pytest
 
-import tb_weightnorm
-from support.servers import tensorboard_process, wait_for_json
 from support.browser import host_hash, open_tab
+from support.servers import tensorboard_process, wait_for_json
+import tb_weightnorm
 
 RUN = "snapmlp/train"
 

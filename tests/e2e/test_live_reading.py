@@ -8,8 +8,8 @@ import json
 import time
 import urllib.parse
 
-from support.servers import http_get, tensorboard_process, wait_for_json
 from support.browser import open_tab
+from support.servers import http_get, tensorboard_process, wait_for_json
 from support.training_process import KERNEL, read_logged, release, start_training
 
 RUN = "live/train"

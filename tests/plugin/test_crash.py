@@ -12,11 +12,11 @@ import warnings
 import pytest
 from tensorboard.backend.event_processing import event_file_loader
 
-import tb_weightnorm
 from support.servers import http_get, tensorboard_process, wait_for_json
+from support.training_process import KERNEL, VARIABLES, read_logged, release, start_training
+import tb_weightnorm
 from tb_weightnorm import schema
 from tb_weightnorm.wire import metadata
-from support.training_process import KERNEL, VARIABLES, read_logged, release, start_training
 
 def steps_in_file(path, prefix):
     """The steps of the events whose tag starts with `prefix`, read with

@@ -7,8 +7,8 @@ import tensorflow as tf
 from tensorboard.backend.event_processing import data_provider
 
 from support import plugin_logs
-import tb_weightnorm
 from support.plugin_calls import plugin_client, plugin_get, plugin_ok
+import tb_weightnorm
 from tb_weightnorm import schema
 
 ok = plugin_ok

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from tensorboard.plugins import base_plugin
 
-import tb_weightnorm
 from support.plugin_calls import plugin_client, plugin_get
+import tb_weightnorm
 from tb_weightnorm import plugin, schema
 
 RUN = "healthy/train"

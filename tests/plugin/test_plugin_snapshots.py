@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import tb_weightnorm
 from support.plugin_calls import plugin_client, plugin_get, plugin_ok
+from support.small_models import dense_regressor
+import tb_weightnorm
 from tb_weightnorm import snapshots
 
 FIT_RUN = "fit/train"  # WeightHealthCallback(snapshot_every_n_epochs=1), 3 epochs
@@ -17,14 +18,9 @@ LOOP_RUN = "."  # a custom loop writing at the root of the logdir, snapshots sav
 
 
 def _model(name):
-    keras.utils.set_random_seed(11)
-    model = keras.Sequential(
-        [keras.Input((5,)), keras.layers.Dense(6, activation="relu", name="hidden"),
-         keras.layers.BatchNormalization(name="bn"), keras.layers.Dense(2, name="out")],
-        name=name,
+    return dense_regressor(
+        5, 6, seed=11, activation="relu", outputs=2, batch_norm=True, name=name, optimizer=keras.optimizers.Adam(0.05)
     )
-    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse")
-    return model
 
 
 def _data():

@@ -7,8 +7,8 @@ import keras
 import pytest
 import tensorflow as tf
 
-import tb_weightnorm
 from support.servers import http_get, tensorboard_process, wait_for_json
+import tb_weightnorm
 
 STEPS = 10_001  # more than any loader keeps by default (100 or 10 per series)
 

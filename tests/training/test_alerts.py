@@ -9,8 +9,9 @@ import keras
 import numpy as np
 import pytest
 
-import tb_weightnorm
 from support.events import read_events
+from support.small_models import dense_regressor, regression_data
+import tb_weightnorm
 from tb_weightnorm import diagnosis
 from tb_weightnorm.read import export
 from tb_weightnorm.wire import metadata
@@ -20,23 +21,14 @@ BATCH, SAMPLES = 16, 96  # 6 steps an epoch
 
 
 def _data():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(SAMPLES, 6)).astype("float32")
-    return x, (x @ rng.normal(size=(6, 1)) + 0.1 * rng.normal(size=(SAMPLES, 1))).astype("float32")
+    return regression_data(SAMPLES, 6, seed=0, noise=0.1)
 
 
 def _model(learning_rate=0.01, **compile_kwargs):
-    keras.utils.set_random_seed(7)
-    model = keras.Sequential(
-        [
-            keras.Input((6,)),
-            keras.layers.Dense(8, activation="tanh", name="hidden"),
-            keras.layers.Dense(1, name="out"),
-        ],
-        name="alert_mlp",
+    return dense_regressor(
+        6, 8, seed=7, activation="tanh", name="alert_mlp", optimizer=keras.optimizers.SGD(learning_rate),
+        compile_kwargs=compile_kwargs,
     )
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate), loss="mse", **compile_kwargs)
-    return model
 
 
 class _WeightsByStep(keras.callbacks.Callback):

@@ -7,9 +7,10 @@ import keras
 import numpy as np
 import pytest
 
-import tb_weightnorm
 from support.events import numpy_stats, read_events
 from support.manual_clock import timed_callback
+from support.small_models import dense_regressor, regression_data
+import tb_weightnorm
 from tb_weightnorm import schema
 from tb_weightnorm.wire import metadata
 from tb_weightnorm.writer import kernel_grids
@@ -24,23 +25,11 @@ DIST_INIT, DEAD = STATS.index("weight/dist_init"), STATS.index("gradient/dead_fr
 
 
 def _data(n=96):
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(n, 6)).astype("float32")
-    y = (x @ rng.normal(size=(6, 1)) + 0.1 * rng.normal(size=(n, 1))).astype("float32")
-    return x, y
+    return regression_data(n, 6, seed=0, noise=0.1)
 
 
 def _model(**compile_kwargs):
-    keras.utils.set_random_seed(3)
-    model = keras.Sequential(
-        [
-            keras.Input((6,)),
-            keras.layers.Dense(8, activation="tanh", name="hidden"),
-            keras.layers.Dense(1, name="out"),
-        ]
-    )
-    model.compile(optimizer=keras.optimizers.SGD(LR), loss="mse", **compile_kwargs)
-    return model
+    return dense_regressor(6, 8, seed=3, activation="tanh", optimizer=keras.optimizers.SGD(LR), compile_kwargs=compile_kwargs)
 
 
 def _tables(run_dir):

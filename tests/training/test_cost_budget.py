@@ -3,12 +3,12 @@ real fit where logging is made expensive."""
 
 import logging
 
-import keras
 import numpy as np
 import pytest
 
-import tb_weightnorm
 from support.manual_clock import timed_callback
+from support.small_models import dense_regressor
+import tb_weightnorm
 from tb_weightnorm.writer import cost_budget
 
 
@@ -34,9 +34,7 @@ def _data():
 
 
 def _model():
-    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4), keras.layers.Dense(1)])
-    model.compile(optimizer="sgd", loss="mse")
-    return model
+    return dense_regressor(8, 4, seed=None)
 
 
 class _SlowLogging(tb_weightnorm.WeightHealthCallback):

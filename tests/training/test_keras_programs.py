@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from support import keras_programs
-import tb_weightnorm
 from support.events import read_events
+import tb_weightnorm
 from tb_weightnorm import diagnosis, schema
 from tb_weightnorm.read import export
 from tb_weightnorm.wire import metadata

@@ -7,8 +7,8 @@ import pytest
 import tensorflow as tf
 from tensorboard.compat.proto import summary_pb2
 
-import tb_weightnorm
 from support.events import numpy_stats, read_events
+import tb_weightnorm
 from tb_weightnorm import schema
 from tb_weightnorm.wire import metadata
 

@@ -11,9 +11,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-import tb_weightnorm
 from support.applied import assert_update_is_lr_times_gradient, norm_tables
 from support.events import numpy_stats, read_events
+import tb_weightnorm
 from tb_weightnorm import schema
 from tb_weightnorm.wire import metadata
 

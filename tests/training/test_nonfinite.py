@@ -13,8 +13,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-import tb_weightnorm
 from support.events import numpy_stats, read_events
+import tb_weightnorm
 from test_callback import _WeightsAfterEachBatch
 from tb_weightnorm import schema
 from tb_weightnorm.wire import metadata

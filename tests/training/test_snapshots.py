@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import pytest
 
+from support.small_models import dense_regressor, regression_data
 import tb_weightnorm
 from tb_weightnorm import snapshots
 from tb_weightnorm.snapshots import distance, file_format
@@ -136,25 +137,14 @@ def test_missing_snapshots_epochs_and_variables_are_named(tmp_path):
 
 
 def _model():
-    keras.utils.set_random_seed(5)
-    model = keras.Sequential(
-        [
-            keras.Input((6,)),
-            keras.layers.Dense(8, activation="relu", name="hidden"),
-            keras.layers.BatchNormalization(name="bn"),
-            keras.layers.Dropout(0.1, name="drop"),
-            keras.layers.Dense(1, name="out"),
-        ],
-        name="snap_mlp",
+    return dense_regressor(
+        6, 8, seed=5, activation="relu", batch_norm=True, dropout=0.1, name="snap_mlp",
+        optimizer=keras.optimizers.SGD(0.05),
     )
-    model.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse")
-    return model
 
 
 def _data(n=64):
-    rng = np.random.default_rng(1)
-    x = rng.normal(size=(n, 6)).astype("float32")
-    return x, (x @ rng.normal(size=(6, 1))).astype("float32")
+    return regression_data(n, 6, seed=1)
 
 
 @pytest.mark.parametrize(

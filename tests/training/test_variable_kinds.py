@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import tb_weightnorm
 from support.applied import assert_update_is_lr_times_gradient, norm_tables
 from support.events import numpy_stats, read_events
+import tb_weightnorm
 from tb_weightnorm.wire import metadata
 
 LR = 0.05

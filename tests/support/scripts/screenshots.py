@@ -16,8 +16,8 @@ _TESTS = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file_
 sys.path[:0] = [_TESTS, os.path.dirname(_TESTS)]  # support/, and bench/ beside tests/
 
 from support import plugin_logs
-from support.servers import tensorboard_process, wait_for_json
 from support.browser import CHROMIUM, CHROMIUM_FLAGS, open_tab, wait_for_heatmap
+from support.servers import tensorboard_process, wait_for_json
 
 
 def main() -> int:
