@@ -6,4 +6,8 @@ Everything reads through a TensorBoard data provider, as the plugin does:
 its rows by layer; `export` and `csv_export` give them to pandas and CSV;
 `charts` computes what the tab's charts show of a history, and `json_numbers`
 spells NaN and infinities for JSON (all three numpy only).
+
+`event_index` is the start of reading long runs without the data provider
+(docs/scale.md): an index of a run's event files, read by step range. No
+route uses it yet.
 """
