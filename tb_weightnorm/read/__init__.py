@@ -6,4 +6,9 @@ Everything reads through a TensorBoard data provider, as the plugin does:
 its rows by layer; `export` and `csv_export` give them to pandas and CSV;
 `charts` computes what the tab's charts show of a history, and `json_numbers`
 spells NaN and infinities for JSON (all three numpy only).
+
+`event_index` is the exception: for runs too long for the data providers
+(docs/scale.md) it indexes a run's event files itself (`record_arrays` holds
+a tag's records, `event_prefix` decodes a record's first bytes) and reads
+chosen records back.
 """
