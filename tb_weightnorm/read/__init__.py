@@ -7,7 +7,8 @@ its rows by layer; `export` and `csv_export` give them to pandas and CSV;
 `charts` computes what the tab's charts show of a history, and `json_numbers`
 spells NaN and infinities for JSON (all three numpy only).
 
-`event_index` is the start of reading long runs without the data provider
-(docs/scale.md): an index of a run's event files, read by step range. No
-route uses it yet.
+`event_index` is the exception: for runs too long for the data providers
+(docs/scale.md) it indexes a run's event files itself (`record_arrays` holds
+a tag's records, `event_prefix` decodes a record's first bytes) and reads
+chosen records back. No route uses it yet.
 """
